@@ -1,0 +1,329 @@
+"""Dataset folders -> lists of Sample. No TensorFlow here.
+
+Formats, detected from the folder's contents (datasets/README.md documents them):
+
+- native: images plus one `hands.json` (centre x, y and radius in pixels, and a label per hand);
+- Pascal VOC XML (labelImg): one .xml beside each image, or `Annotations/` + `JPEGImages/`;
+- YOLO txt: `images/` and `labels/` folders (optionally under split folders) plus `data.yaml`;
+- COCO JSON: one .json with `images`, `annotations` and `categories`.
+
+Box formats become hands through `box_to_hand`, the one place that rule is written down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from handnet.config import parse_labels
+
+NATIVE_FILE = "hands.json"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class DatasetError(ValueError):
+    """A problem with one file of a dataset; the message starts with that file's path."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Hand:
+    x: float  # centre, frame pixels; pixel i covers [i, i + 1)
+    y: float
+    radius: float  # about the hand's size, frame pixels
+    label: str
+    role: str = "positive"  # positive | ignore | negative, from the --labels mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    path: str
+    hands: tuple[Hand, ...]
+    width: int = 0
+    height: int = 0
+
+
+def box_to_hand(x0: float, y0: float, x1: float, y1: float, label: str) -> Hand:
+    """A box becomes a hand centred on the box, with radius half its shorter side.
+
+    Hand-drawn boxes often take in the wrist or forearm, which stretches the longer side; the
+    shorter side stays close to the width of the hand itself.
+    """
+    return Hand((x0 + x1) / 2, (y0 + y1) / 2, min(abs(x1 - x0), abs(y1 - y0)) / 2, label)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_samples(roots, labels: str, check_images: bool = True) -> list[Sample]:
+    """Read every dataset folder in `roots`, map labels to roles, and validate it all.
+
+    Raises DatasetError naming the file and the problem: missing folder, unknown format or label,
+    unreadable or truncated image, a hand outside its image, a negative radius, no images.
+    """
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    mapping = parse_labels(labels)
+    samples = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: dataset folder not found")
+        found = READERS[detect_format(root)](root)
+        if not found:
+            raise DatasetError(f"{root}: no annotated images in this dataset")
+        samples += [_assign_roles(sample, mapping, root) for sample in found]
+    if check_images:
+        samples = [validate_sample(sample) for sample in samples]
+    return samples
+
+
+def detect_format(root: Path) -> str:
+    if (root / NATIVE_FILE).is_file():
+        return "native"
+    if _find_coco_files(root):
+        return "coco"
+    if (root / "data.yaml").is_file() or any(p.name == "labels" for p in root.rglob("labels")):
+        return "yolo"
+    if any(root.rglob("*.xml")):
+        return "voc"
+    raise DatasetError(f"{root}: no {NATIVE_FILE}, COCO .json, YOLO data.yaml/labels or VOC .xml found")
+
+
+def _assign_roles(sample: Sample, mapping: dict[str, str], root: Path) -> Sample:
+    hands = []
+    for hand in sample.hands:
+        role = mapping.get(hand.label, mapping.get("*"))
+        if role is None:
+            known = ", ".join(sorted(mapping))
+            raise DatasetError(
+                f"{sample.path}: unknown label '{hand.label}' (mapped: {known}); "
+                f"add it to --labels, e.g. --labels {hand.label}=ignore or '*=ignore'"
+            )
+        hands.append(dataclasses.replace(hand, role=role))
+    return dataclasses.replace(sample, hands=tuple(hands))
+
+
+def read_native(root: Path) -> list[Sample]:
+    path = root / NATIVE_FILE
+    try:
+        doc = json.loads(path.read_text())
+        samples = []
+        for entry in doc["images"]:
+            hands = tuple(
+                Hand(float(h["x"]), float(h["y"]), float(h["radius"]), str(h["label"]))
+                for h in entry.get("hands", [])
+            )
+            samples.append(Sample(str(root / entry["file"]), hands))
+        return samples
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise DatasetError(f"{path}: not a handnet annotation file ({type(err).__name__}: {err})") from None
+
+
+def read_voc(root: Path) -> list[Sample]:
+    samples = []
+    for xml_path in sorted(root.rglob("*.xml")):
+        try:
+            tree = ET.parse(xml_path).getroot()
+            hands = []
+            for obj in tree.iter("object"):
+                box = obj.find("bndbox")
+                coords = [float(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]
+                hands.append(box_to_hand(*coords, obj.find("name").text.strip()))
+            filename = tree.findtext("filename", "").strip()
+        except (ET.ParseError, AttributeError, TypeError, ValueError) as err:
+            raise DatasetError(f"{xml_path}: not a Pascal VOC annotation ({err})") from None
+        image = _voc_image(xml_path, filename)
+        if image is None:
+            raise DatasetError(f"{xml_path}: its image '{filename}' was not found")
+        samples.append(Sample(str(image), tuple(hands)))
+    return samples
+
+
+def _voc_image(xml_path: Path, filename: str) -> Path | None:
+    folders = [xml_path.parent, xml_path.parent.parent / "JPEGImages"]
+    names = [filename] if filename else []
+    names += [xml_path.stem + suffix for suffix in sorted(IMAGE_SUFFIXES)]
+    for folder in folders:
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def read_yolo(root: Path) -> list[Sample]:
+    names = _yolo_names(root)
+    samples = []
+    for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        if "images" not in image.parts[len(root.parts) :]:
+            continue
+        parts = list(image.parts)
+        parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
+        label_path = Path(*parts).with_suffix(".txt")
+        samples.append(Sample(str(image), _read_yolo_labels(label_path, names, image)))
+    return samples
+
+
+def _yolo_names(root: Path) -> list[str] | dict:
+    yaml_path = root / "data.yaml"
+    if not yaml_path.is_file():
+        return {}
+    import yaml  # noqa: PLC0415 (only YOLO folders need it)
+
+    try:
+        names = (yaml.safe_load(yaml_path.read_text()) or {}).get("names", {})
+    except yaml.YAMLError as err:
+        raise DatasetError(f"{yaml_path}: not valid YAML ({err})") from None
+    return names
+
+
+def _read_yolo_labels(label_path: Path, names, image: Path) -> tuple[Hand, ...]:
+    # YOLO coordinates are fractions of the image, so the image size is needed here.
+    if not label_path.is_file():
+        return ()  # YOLO's convention: an image without a label file has no objects
+    lines = [line.split() for line in label_path.read_text().splitlines() if line.strip()]
+    if not lines:
+        return ()
+    height, width = _image_size(image)
+    hands = []
+    for number, fields in enumerate(lines, 1):
+        try:
+            cls = int(fields[0])
+            xc, yc, w, h = (float(v) for v in fields[1:5])
+            label = names[cls] if names else str(cls)
+        except (ValueError, IndexError, KeyError):
+            raise DatasetError(f"{label_path}: line {number} is not 'class xc yc w h' with a known class") from None
+        hands.append(box_to_hand((xc - w / 2) * width, (yc - h / 2) * height,
+                                 (xc + w / 2) * width, (yc + h / 2) * height, str(label)))
+    return tuple(hands)
+
+
+def _find_coco_files(root: Path) -> list[Path]:
+    found = []
+    for path in sorted(root.rglob("*.json")):
+        if path.name == NATIVE_FILE or path.stat().st_size > 512 * 2**20:
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(doc, dict) and {"images", "annotations", "categories"} <= doc.keys():
+            found.append(path)
+    return found
+
+
+def read_coco(root: Path) -> list[Sample]:
+    samples = []
+    for path in _find_coco_files(root):
+        doc = json.loads(path.read_text())
+        try:
+            categories = {c["id"]: str(c["name"]) for c in doc["categories"]}
+            hands_of = {img["id"]: [] for img in doc["images"]}
+            for ann in doc["annotations"]:
+                x, y, w, h = (float(v) for v in ann["bbox"])
+                hands_of[ann["image_id"]].append(box_to_hand(x, y, x + w, y + h, categories[ann["category_id"]]))
+            for img in doc["images"]:
+                image = path.parent / img["file_name"]
+                if not image.is_file() and (path.parent / "images" / img["file_name"]).is_file():
+                    image = path.parent / "images" / img["file_name"]
+                samples.append(Sample(str(image), tuple(hands_of[img["id"]])))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DatasetError(f"{path}: not a valid COCO annotation file ({type(err).__name__}: {err})") from None
+    return samples
+
+
+READERS = {"native": read_native, "voc": read_voc, "yolo": read_yolo, "coco": read_coco}
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 BGR. Raises DatasetError for a missing, unreadable or truncated file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read image ({err.strerror})") from None
+    if not data:
+        raise DatasetError(f"{path}: empty file")
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
+        # OpenCV decodes a cut-off JPEG into a grey-bottomed image and only warns.
+        raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+        raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"{path}: unreadable image (not a format OpenCV can decode)")
+    return image
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    image = read_image(path)
+    return image.shape[0], image.shape[1]
+
+
+def validate_sample(sample: Sample) -> Sample:
+    """Decode the image once and check every hand against it; returns the sample with its size."""
+    height, width = _image_size(Path(sample.path))
+    for hand in sample.hands:
+        if not (np.isfinite(hand.x) and np.isfinite(hand.y) and np.isfinite(hand.radius)):
+            raise DatasetError(f"{sample.path}: hand '{hand.label}' has a non-finite coordinate")
+        if hand.radius < 0:
+            raise DatasetError(f"{sample.path}: hand '{hand.label}' has a negative radius ({hand.radius:g})")
+        if not (0 <= hand.x <= width and 0 <= hand.y <= height):
+            raise DatasetError(
+                f"{sample.path}: annotation outside the image: hand '{hand.label}' at "
+                f"({hand.x:g}, {hand.y:g}) in a {width}x{height} image"
+            )
+    return dataclasses.replace(sample, width=width, height=height)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting
+
+_ROBOFLOW_COPY = re.compile(r"\.rf\.[0-9a-f]{32}$")
+
+
+def group_key(path: str) -> str:
+    """Files that share a key are versions of one frame (Roboflow exports name them `x_jpg.rf.<hash>`)."""
+    p = Path(path)
+    return str(p.parent / _ROBOFLOW_COPY.sub("", p.stem))
+
+
+def split_samples(samples: list[Sample], val_fraction: float, group_size: int, seed: int):
+    """Split into (train, val) by groups of consecutive files, never by single files.
+
+    Frames recorded in a row are near-duplicates and sort next to each other by name, so files
+    are sorted, cut into runs of at least `group_size` (never cutting between two copies of one
+    frame), and whole runs are drawn for validation.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    ordered = sorted(samples, key=lambda s: (group_key(s.path), s.path))
+    groups, current, last_key = [], [], None
+    for sample in ordered:
+        key = group_key(sample.path)
+        if current and len(current) >= group_size and key != last_key:
+            groups.append(current)
+            current = []
+        current.append(sample)
+        last_key = key
+    if current:
+        groups.append(current)
+    random.Random(seed).shuffle(groups)
+    train, val = [], []
+    for group in groups:
+        (val if len(val) < val_fraction * len(samples) else train).extend(group)
+    if val_fraction > 0 and not train:
+        raise DatasetError(f"too few groups ({len(groups)}) to split; lower --group-size")
+    return train, val

@@ -1,0 +1,111 @@
+"""The only defaults in handnet: one dataclass, saved as config.json beside every model.
+
+Flags of train.py map one-to-one onto fields (`--batch-size` -> `batch_size`), and inference
+rebuilds the network from the saved file, so an architecture is never restated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+CONFIG_VERSION = 1
+
+# What each label of a dataset means to the detector. "positive" hands are to be found, "ignore"
+# hands are ambiguous (zero loss weight around them; detections there are neither right nor
+# wrong), "negative" hands are treated as background.
+ROLES = ("positive", "ignore", "negative")
+DEFAULT_LABELS = "open=positive,other=ignore"
+
+# Output stride and default input (height, width) of each model preset; model.py builds them.
+PRESET_STRIDES = {"seed": 8, "fast": 8}
+PRESET_INPUT_SIZES = {"seed": (240, 426), "fast": (240, 320)}
+
+
+@dataclasses.dataclass
+class Config:
+    # data
+    data: list[str] = dataclasses.field(default_factory=list)  # empty: the synthetic set
+    labels: str = DEFAULT_LABELS
+    val_fraction: float = 0.2
+    group_size: int = 16  # consecutive files kept on one side of the train/val split
+    synthetic_count: int = 1600
+    # model
+    preset: str = "fast"
+    input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
+    backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
+    # targets
+    target: str = "gaussian"  # gaussian | disk
+    sigma_scale: float = 0.35  # Gaussian sigma in output cells = sigma_scale * radius / stride
+    min_sigma: float = 0.8  # output cells; keeps far hands a visible blob
+    ignore_margin: float = 1.25  # ignore disks are this many hand radii wide
+    # loss and optimisation
+    loss: str = "focal"
+    pos_weight: float = 20.0  # weighted_bce
+    fp_weight: float = 0.3  # tversky
+    fn_weight: float = 0.7  # tversky
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    augment: bool = True
+    seed: int = 0
+    # detection
+    score_threshold: float = 0.4
+    match_distance: float = 1.0  # a detection matches a hand within this many radii of its centre
+    # bookkeeping
+    out: str = ""
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        if self.preset not in PRESET_STRIDES:
+            raise ValueError(f"unknown preset '{self.preset}' (choose from {', '.join(PRESET_STRIDES)})")
+        self.input_size = tuple(int(v) for v in self.input_size or PRESET_INPUT_SIZES[self.preset])
+        if len(self.input_size) != 2:
+            raise ValueError(f"input_size must be (height, width), got {self.input_size}")
+        self.data = [str(d) for d in self.data]
+
+    @property
+    def stride(self) -> int:
+        return PRESET_STRIDES[self.preset]
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(height, width) of the heatmap: every preset floors at each of its 2x poolings."""
+        h, w = self.input_size
+        s = self.stride
+        return h // s, w // s
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_text_atomic(Path(path), self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Config":
+        raw = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def parse_labels(spec: str) -> dict[str, str]:
+    """'hello=positive,*=ignore' -> {'hello': 'positive', '*': 'ignore'}; '*' matches the rest."""
+    mapping = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, role = item.partition("=")
+        name, role = name.strip(), role.strip()
+        if not sep or not name or role not in ROLES:
+            raise ValueError(f"--labels: '{item}' is not LABEL=ROLE with ROLE one of {', '.join(ROLES)}")
+        mapping[name] = role
+    if "positive" not in mapping.values():
+        raise ValueError(f"--labels: '{spec}' maps no label to positive, so there is nothing to detect")
+    return mapping
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,126 @@
+"""tf.data input pipeline: read, augment, letterbox, render targets, batch, prefetch.
+
+Images stream from disk one at a time (memory does not grow with the dataset). Each element is
+(image, y_true):
+
+- image: (H, W, 3) float32 BGR in [0, 255], the model input (the model normalises it itself);
+- y_true: (H/s, W/s, 2) float32, channel 0 the heatmap target in [0, 1], channel 1 the per-pixel
+  loss weight in {0, 1} (packed together because Keras passes losses one y_true).
+
+Augmentation draws from a generator seeded by (seed, draw number), so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from handnet.annotations import Sample, read_image
+from handnet.config import Config
+from handnet.letterbox import PAD_VALUE, apply_letterbox
+from handnet.targets import ROLE_CODES, render_targets
+
+
+def hands_array(sample: Sample) -> np.ndarray:
+    """(N, 4) float32 [x, y, radius, role code] in frame pixels."""
+    rows = [(h.x, h.y, h.radius, ROLE_CODES[h.role]) for h in sample.hands]
+    return np.asarray(rows, np.float32).reshape(-1, 4)
+
+
+def random_affine(rng, frame_hw, input_hw, scale_range=(0.6, 1.5), flip=True) -> np.ndarray:
+    """A letterbox with random zoom, shift and flip: (2, 3) input = A @ [x, y, 1], continuous coords."""
+    (h, w), (H, W) = frame_hw, input_hw
+    scale = min(H / h, W / w) * math.exp(rng.uniform(*np.log(scale_range)))
+    # Shift anywhere that keeps at least part of the frame in view.
+    max_dx = abs(w * scale - W) / 2 + 0.15 * W
+    max_dy = abs(h * scale - H) / 2 + 0.15 * H
+    cx, cy = W / 2 + rng.uniform(-max_dx, max_dx), H / 2 + rng.uniform(-max_dy, max_dy)
+    sx = -scale if flip and rng.random() < 0.5 else scale
+    return np.array([[sx, 0, cx - sx * w / 2], [0, scale, cy - scale * h / 2]], np.float64)
+
+
+def warp(frame: np.ndarray, matrix: np.ndarray, input_hw) -> np.ndarray:
+    """Apply a continuous-coordinate affine; large reductions go through an area resize first."""
+    scale = abs(matrix[0, 0])
+    if scale < 0.5:
+        h, w = frame.shape[:2]
+        new_w, new_h = max(1, round(w * 2 * scale)), max(1, round(h * 2 * scale))
+        frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        # A resize scales continuous coordinates by new size / old size on each axis.
+        matrix = matrix @ np.diag([w / new_w, h / new_h, 1.0])
+    # OpenCV addresses pixel centres at integers, so shift by half a pixel on both sides.
+    cv_matrix = matrix.copy()
+    cv_matrix[:, 2] += 0.5 * (matrix[:, 0] + matrix[:, 1]) - 0.5
+    return cv2.warpAffine(frame, cv_matrix, (input_hw[1], input_hw[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
+
+
+def transform_hands(hands: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    out = hands.copy()
+    out[:, :2] = hands[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    out[:, 2] = hands[:, 2] * abs(matrix[1, 1])
+    return out
+
+
+def jitter_colours(rng, image: np.ndarray) -> np.ndarray:
+    """Brightness, contrast, saturation, a small hue shift, then maybe blur and noise. float32."""
+    image = image.astype(np.float32)
+    grey = image.mean(axis=2, keepdims=True)
+    image = grey + (image - grey) * rng.uniform(0.6, 1.4)  # saturation
+    image = (image - image.mean()) * rng.uniform(0.7, 1.3) + image.mean() * rng.uniform(0.7, 1.3)
+    image = image * rng.uniform(0.9, 1.1, 3).astype(np.float32)  # white balance
+    if rng.random() < 0.25:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.3:
+        image = image + rng.normal(0, rng.uniform(1, 6), image.shape).astype(np.float32)
+    return np.clip(image, 0, 255)
+
+
+def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """One (image, y_true) pair as documented above; rng=None means no augmentation."""
+    frame = read_image(sample.path)
+    hands = hands_array(sample)
+    if rng is None:
+        image, box = apply_letterbox(frame, config.input_size)
+        hands[:, 0], hands[:, 1] = box.to_input(hands[:, 0], hands[:, 1])
+        hands[:, 2] *= math.sqrt(box.scale_x * box.scale_y)
+        image = image.astype(np.float32)
+    else:
+        matrix = random_affine(rng, frame.shape[:2], config.input_size)
+        image = jitter_colours(rng, warp(frame, matrix, config.input_size))
+        hands = transform_hands(hands, matrix)
+    heatmap, weight = render_targets(
+        hands, config.output_size, config.stride, config.target, config.sigma_scale,
+        config.min_sigma, config.ignore_margin,
+    )
+    return image, np.stack([heatmap, weight], axis=-1)
+
+
+def make_dataset(samples: list[Sample], config: Config, training: bool) -> tf.data.Dataset:
+    """Batched, prefetched dataset. Training: shuffled, augmented and repeated forever (give
+    Keras steps_per_epoch); validation: one pass in file order, letterboxed only."""
+    if not samples:
+        raise ValueError("no samples to build a dataset from")
+    height, width = config.input_size
+    out_h, out_w = config.output_size
+    augment = training and config.augment
+
+    def load(index, draw):
+        rng = np.random.default_rng([config.seed, int(draw)]) if augment else None
+        image, y_true = make_example(samples[int(index)], config, rng)
+        return image.astype(np.float32), y_true.astype(np.float32)
+
+    def tf_load(index, draw):
+        image, y_true = tf.numpy_function(load, [index, draw], [tf.float32, tf.float32], stateful=False)
+        image.set_shape((height, width, 3))
+        y_true.set_shape((out_h, out_w, 2))
+        return image, y_true
+
+    ds = tf.data.Dataset.range(len(samples))
+    if training:
+        ds = ds.shuffle(len(samples), seed=config.seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.enumerate().map(lambda draw, index: tf_load(index, draw), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

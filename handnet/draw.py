@@ -1,0 +1,71 @@
+"""Pictures people would rather look at than numbers: overlays, heatmaps, grids, curves."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import cv2
+import numpy as np
+
+from handnet.peaks import Detection
+
+COLOURS = {"positive": (60, 220, 60), "ignore": (0, 160, 255), "negative": (160, 160, 160)}
+DETECTION_COLOUR = (255, 80, 255)
+
+
+def draw_hands(frame: np.ndarray, hands=(), detections: list[Detection] = ()) -> np.ndarray:
+    """Annotated hands as thin circles by role, detections as thick magenta circles with scores."""
+    out = frame.copy()
+    for h in hands:
+        cv2.circle(out, (round(h.x), round(h.y)), max(1, round(h.radius)), COLOURS[h.role], 1, cv2.LINE_AA)
+    for d in detections:
+        centre = (round(d.x), round(d.y))
+        cv2.circle(out, centre, max(2, round(d.radius)), DETECTION_COLOUR, 2, cv2.LINE_AA)
+        cv2.putText(out, f"{d.score:.2f}", (centre[0] + 3, centre[1] - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    DETECTION_COLOUR, 1, cv2.LINE_AA)
+    return out
+
+
+def heatmap_to_bgr(heatmap: np.ndarray, size_hw, weight: np.ndarray | None = None) -> np.ndarray:
+    """(h, w) in [0, 1] -> (H, W, 3) uint8 colour map; zero-weight pixels shaded blue."""
+    image = cv2.applyColorMap((np.clip(heatmap, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+    if weight is not None:
+        image[weight == 0] = (image[weight == 0] * 0.4 + np.array([120, 40, 0]) * 0.6).astype(np.uint8)
+    return cv2.resize(image, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def save_grid(path: str | os.PathLike, rows: list[list[np.ndarray]], captions=("image", "target", "prediction")):
+    """Rows of equally sized BGR tiles -> one PNG, with a caption bar on top."""
+    body = np.vstack([np.hstack(row) for row in rows])
+    tile_w = rows[0][0].shape[1]
+    bar = np.full((22, body.shape[1], 3), 255, np.uint8)
+    for k, caption in enumerate(captions):
+        cv2.putText(bar, caption, (k * tile_w + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), np.vstack([bar, body]))
+
+
+def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Training and validation loss per epoch, from Keras' CSVLogger file, as a PNG."""
+    import matplotlib  # noqa: PLC0415 (plotting is optional at import time)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    with open(history_csv) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("loss", "val_loss"):
+        if key in rows[0]:
+            ax.plot(epochs, [float(r[key]) for r in rows], marker="o", markersize=3, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,104 @@
+"""Evaluate a trained Keras model on a dataset folder: precision, recall, F1, AP, near and far.
+
+    python -m handnet.evaluate --model runs/fast/model.keras --data datasets/synthetic
+    python -m handnet.evaluate --model runs/hands/model.keras --data ../shared/datasets/roboflow-hands --labels hand=positive --out metrics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from handnet.annotations import DatasetError, Sample, load_samples, read_image
+from handnet.config import Config, parse_labels
+from handnet.letterbox import apply_letterbox
+from handnet.metrics import evaluate_matches, match_image
+from handnet.peaks import detect_hands
+
+AP_THRESHOLD = 0.05  # detections down to this score feed the precision-recall curve
+
+
+def detection_label(config: Config) -> str:
+    """What the heatmap finds: the first label mapped to positive (e.g. 'open', 'hello')."""
+    return next(name for name, role in parse_labels(config.labels).items() if role == "positive")
+
+
+def predict_samples(model, samples: list[Sample], config: Config, batch_size: int = 8, progress=False):
+    """Yields (sample, frame, heatmap (Ho, Wo), detections down to AP_THRESHOLD in frame pixels)."""
+    label = detection_label(config)
+    chunks = range(0, len(samples), batch_size)
+    if progress:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        chunks = tqdm(chunks, desc="evaluate", unit="batch", file=sys.stdout)
+    for start in chunks:
+        batch = samples[start : start + batch_size]
+        frames = [read_image(s.path) for s in batch]
+        boxed = [apply_letterbox(f, config.input_size) for f in frames]
+        inputs = np.stack([image for image, _ in boxed]).astype(np.float32)
+        heatmaps = np.asarray(model(inputs, training=False))[..., 0]
+        for sample, frame, (_, box), heatmap in zip(batch, frames, boxed, heatmaps):
+            detections = detect_hands(heatmap, box, label, AP_THRESHOLD, config.stride,
+                                      config.sigma_scale, config.min_sigma)
+            yield sample, frame, heatmap, detections
+
+
+def evaluate_model(model, samples: list[Sample], config: Config, threshold: float | None = None,
+                   progress=False) -> dict:
+    threshold = config.score_threshold if threshold is None else threshold
+    per_image = [
+        match_image(detections, sample.hands, frame.shape[:2], config.match_distance)
+        for sample, frame, _, detections in predict_samples(model, samples, config, progress=progress)
+    ]
+    return evaluate_matches(per_image, threshold)
+
+
+def format_metrics(metrics: dict) -> str:
+    lines = [f"{'':6} {'P':>6} {'R':>6} {'F1':>6} {'AP':>6} {'hands':>6}"]
+    for name, m in (("all", metrics), ("near", metrics["near"]), ("far", metrics["far"])):
+        lines.append(f"{name:6} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['ap']:6.3f} {m['hands']:6d}")
+    lines.append(f"(score threshold {metrics['threshold']:g}, {metrics['images']} images)")
+    return "\n".join(lines)
+
+
+def load_model(path: str | Path):
+    """(keras.Model, Config) from a run's model.keras and the config.json beside it."""
+    import keras  # noqa: PLC0415
+
+    path = Path(path)
+    config_path = path.parent / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: missing; every handnet model needs its config.json")
+    return keras.saving.load_model(path, compile=False), Config.load(config_path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a run's model.keras (config.json beside it)")
+    parser.add_argument("--data", required=True, nargs="+", help="dataset folder(s)")
+    parser.add_argument("--labels", help="LABEL=ROLE,... (default: the model's own mapping)")
+    parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    parser.add_argument("--out", help="metrics JSON (default: metrics-<data>.json beside the model)")
+    args = parser.parse_args(argv)
+    try:
+        model, config = load_model(args.model)
+        samples = load_samples(args.data, args.labels or config.labels)
+    except (DatasetError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    metrics = evaluate_model(model, samples, config, args.threshold, progress=True)
+    out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{Path(args.data[0]).name}.json"
+    out.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(format_metrics(metrics))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

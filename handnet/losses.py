@@ -1,0 +1,97 @@
+"""Keras losses for sparse heatmaps that honour a per-pixel weight mask.
+
+Every loss takes y_true: (B, H, W, 2) float32, channel 0 the target in [0, 1], channel 1 the
+weight in {0, 1} (0 around ignore hands), and y_pred: (B, H, W, 1) float32 in [0, 1]. A pixel of
+weight 0 contributes nothing and receives exactly zero gradient.
+
+Each loss reduces over the whole batch itself and returns a scalar, because its paper normalises
+by a batch-wide count (weighted pixels, or positive peaks for the focal loss) that Keras' own
+per-sample averaging would get wrong; Keras passes a scalar loss through unchanged.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from handnet.config import Config
+
+EPS = 1e-6  # keeps log(p) finite; CenterNet clamps its sigmoid the same way
+
+
+def _unpack(y_true, y_pred):
+    target = y_true[..., 0]
+    weight = y_true[..., 1]
+    pred = ops.clip(ops.cast(y_pred[..., 0], "float32"), EPS, 1 - EPS)
+    return target, weight, pred
+
+
+def _weighted_mean(values, weight):
+    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1.0)
+
+
+def mse(y_true, y_pred):
+    """The seed's baseline: mean squared error over weighted pixels."""
+    target, weight, pred = _unpack(y_true, y_pred)
+    return _weighted_mean(ops.square(pred - target), weight)
+
+
+def bce(y_true, y_pred):
+    """Binary cross-entropy against the soft target, mean over weighted pixels."""
+    return weighted_bce(1.0)(y_true, y_pred)
+
+
+def weighted_bce(pos_weight: float):
+    """BCE whose positive term is multiplied by pos_weight, to offset how few hand pixels there are."""
+
+    def weighted_bce(y_true, y_pred):
+        target, weight, pred = _unpack(y_true, y_pred)
+        values = -(pos_weight * target * ops.log(pred) + (1 - target) * ops.log(1 - pred))
+        return _weighted_mean(values, weight)
+
+    return weighted_bce
+
+
+def focal(alpha: float = 2.0, beta: float = 4.0):
+    """CornerNet / CenterNet penalty-reduced focal loss, divided by the number of positive peaks
+    (target exactly 1) in the batch, with a floor of 1 for hand-free batches."""
+
+    def focal(y_true, y_pred):
+        target, weight, pred = _unpack(y_true, y_pred)
+        positive = ops.cast(target >= 1.0, "float32")
+        pos_loss = ops.log(pred) * ops.power(1 - pred, alpha) * positive
+        neg_loss = ops.log(1 - pred) * ops.power(pred, alpha) * ops.power(1 - target, beta) * (1 - positive)
+        num_pos = ops.sum(positive * weight)
+        return -ops.sum((pos_loss + neg_loss) * weight) / ops.maximum(num_pos, 1.0)
+
+    return focal
+
+
+def tversky(fp_weight: float = 0.3, fn_weight: float = 0.7, smooth: float = 1.0):
+    """1 - Tversky index over the batch; fp_weight = fn_weight = 0.5 is the Dice loss."""
+
+    def tversky(y_true, y_pred):
+        target, weight, pred = _unpack(y_true, y_pred)
+        tp = ops.sum(weight * pred * target)
+        fp = ops.sum(weight * pred * (1 - target))
+        fn = ops.sum(weight * (1 - pred) * target)
+        return 1 - (tp + smooth) / (tp + fp_weight * fp + fn_weight * fn + smooth)
+
+    return tversky
+
+
+LOSSES = ("mse", "bce", "weighted_bce", "focal", "dice", "tversky")
+
+
+def get_loss(config: Config):
+    """The loss named by config.loss, with its parameters from the config."""
+    factories = {
+        "mse": lambda: mse,
+        "bce": lambda: bce,
+        "weighted_bce": lambda: weighted_bce(config.pos_weight),
+        "focal": lambda: focal(),
+        "dice": lambda: tversky(0.5, 0.5),
+        "tversky": lambda: tversky(config.fp_weight, config.fn_weight),
+    }
+    if config.loss not in factories:
+        raise ValueError(f"unknown loss '{config.loss}' (choose from {', '.join(LOSSES)})")
+    return factories[config.loss]()

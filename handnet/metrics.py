@@ -1,0 +1,85 @@
+"""Detection metrics with a centre-distance match rule. NumPy only.
+
+A detection is a true positive when its centre lies within `match_distance` radii of a positive
+hand's centre not matched yet (radii floored at MIN_MATCH_PX, so far hands stay matchable);
+detections are matched greedily, highest score first. A detection that matches nothing but lies
+on an ignore hand is neither right nor wrong, and ignore hands are never missed. Figures are split
+by size: a hand is `far` when its radius is under FAR_FRACTION of the frame's shorter side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MIN_MATCH_PX = 8.0
+FAR_FRACTION = 1 / 12  # radius 20 px in a 240-line frame, 40 px in a 480-line one
+SIZES = ("near", "far")
+
+
+def size_of(radius: float, frame_hw) -> str:
+    return "far" if radius < FAR_FRACTION * min(frame_hw) else "near"
+
+
+def match_image(detections, hands, frame_hw, match_distance: float = 1.0):
+    """Match one image. Returns (counted, truths):
+    counted: [(score, is_true_positive, size)] for detections that count;
+    truths: [(size, matched_score or None)] for every positive hand."""
+    positives = [h for h in hands if h.role == "positive"]
+    ignores = [h for h in hands if h.role == "ignore"]
+    matched: dict[int, float] = {}
+    counted = []
+
+    def reach(hand):
+        return match_distance * max(hand.radius, MIN_MATCH_PX)
+
+    for det in sorted(detections, key=lambda d: -d.score):
+        best, best_dist = None, math.inf
+        for k, hand in enumerate(positives):
+            dist = math.hypot(det.x - hand.x, det.y - hand.y)
+            if k not in matched and dist <= reach(hand) and dist < best_dist:
+                best, best_dist = k, dist
+        if best is not None:
+            matched[best] = det.score
+            counted.append((det.score, True, size_of(positives[best].radius, frame_hw)))
+        elif not any(math.hypot(det.x - h.x, det.y - h.y) <= reach(h) for h in ignores):
+            counted.append((det.score, False, size_of(det.radius, frame_hw)))
+    truths = [(size_of(h.radius, frame_hw), matched.get(k)) for k, h in enumerate(positives)]
+    return counted, truths
+
+
+def average_precision(scores, is_tp, num_truths: int) -> float:
+    """Area under the precision envelope (VOC all-points); 0 when there are no hands."""
+    if num_truths == 0:
+        return 0.0
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    tp = np.asarray(is_tp, np.float64)[order]
+    recall = np.concatenate([[0.0], np.cumsum(tp) / num_truths])
+    precision = np.concatenate([[1.0], np.cumsum(tp) / np.arange(1, len(tp) + 1)])
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum(np.diff(recall) * envelope[1:]))
+
+
+def summarise(counted, truths, threshold: float) -> dict:
+    """Precision, recall, F1 at `threshold`, and AP over every score, from match_image results."""
+    above = [(s, tp) for s, tp, _ in counted if s >= threshold]
+    tp = sum(1 for _, t in above if t)
+    fp = len(above) - tp
+    hits = sum(1 for _, score in truths if score is not None and score >= threshold)
+    precision = tp / (tp + fp) if tp + fp else (1.0 if not truths else 0.0)
+    recall = hits / len(truths) if truths else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    ap = average_precision([s for s, _, _ in counted], [t for _, t, _ in counted], len(truths))
+    return {"precision": precision, "recall": recall, "f1": f1, "ap": ap,
+            "hands": len(truths), "true_positives": tp, "false_positives": fp}
+
+
+def evaluate_matches(per_image, threshold: float) -> dict:
+    """per_image: [(counted, truths)] from match_image. Overall figures plus near and far ones."""
+    counted = [c for cs, _ in per_image for c in cs]
+    truths = [t for _, ts in per_image for t in ts]
+    result = {"threshold": threshold, "images": len(per_image), **summarise(counted, truths, threshold)}
+    for size in SIZES:
+        result[size] = summarise([c for c in counted if c[2] == size], [t for t in truths if t[0] == size], threshold)
+    return result

@@ -1,0 +1,137 @@
+"""Model presets: functional Keras builders, one per preset, rebuilt from Config.
+
+Every model takes `image`: (B, H, W, 3) float32 BGR pixels in [0, 255] (OpenCV's frame order,
+normalised inside the model, so a game feeds frames as they come) and returns `heatmap`:
+(B, H/8, W/8, 1) float32 in [0, 1], bright where open hands are.
+
+- `seed`: the seed network. VGG16 blocks 1-2 under keras.applications' layer names (so ImageNet
+  weights load by name), then three 3x3 Conv2D(512), a max-pool and a 1x1 Conv2D to one channel.
+- `fast`: depthwise-separable blocks down to 1/16 with 5x5 kernels for a receptive field wider
+  than a near hand, one upsampling step back to 1/8. About 0.1 GMAC at 240x320.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import keras
+from keras import layers
+
+from handnet.config import PRESET_STRIDES, Config
+
+VGG_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' caffe-style VGG preprocessing
+VGG_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
+# The heatmap starts dark: a prior of 1% hand pixels keeps early focal and BCE losses sane
+# (CenterNet's initialisation).
+HEATMAP_BIAS = -math.log((1 - 0.01) / 0.01)
+
+
+def build_model(config: Config) -> keras.Model:
+    if config.preset not in PRESETS:
+        raise ValueError(f"unknown preset '{config.preset}' (choose from {', '.join(PRESETS)})")
+    multiple = SIZE_MULTIPLES[config.preset]
+    if any(v < 2 * multiple for v in config.input_size) or (
+        multiple > PRESET_STRIDES[config.preset] and any(v % multiple for v in config.input_size)
+    ):
+        raise ValueError(
+            f"--input-size {config.input_size[0]} {config.input_size[1]}: preset '{config.preset}' "
+            f"needs both sides multiples of {multiple} and at least {2 * multiple}"
+        )
+    model = PRESETS[config.preset](config.input_size)
+    if config.backbone_weights != "none":
+        load_backbone_weights(model, config.backbone_weights)
+    return model
+
+
+def build_seed(input_size) -> keras.Model:
+    image = keras.Input((*input_size, 3), name="image")
+    x = layers.Normalization(mean=VGG_MEAN_BGR, variance=(1.0, 1.0, 1.0), name="vgg_preprocess")(image)
+    for block, (filters, convs) in enumerate(((64, 2), (128, 2)), start=1):
+        for i in range(1, convs + 1):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    for i in range(1, 4):
+        x = layers.Conv2D(512, 3, padding="same", activation="relu", name=f"head_conv{i}")(x)
+    x = layers.MaxPooling2D(2, name="head_pool")(x)
+    heatmap = _heatmap_layer()(x)
+    return keras.Model(image, heatmap, name="handnet_seed")
+
+
+def build_fast(input_size) -> keras.Model:
+    image = keras.Input((*input_size, 3), name="image")
+    x = layers.Normalization(mean=(127.5,) * 3, variance=(127.5**2,) * 3, name="scale_pixels")(image)
+    x = _conv_bn(x, 16, 3, 2, "stem")  # 1/2
+    x = _separable(x, 32, 3, 2, "s4_a")  # 1/4
+    x = _separable(x, 32, 3, 1, "s4_b")
+    x = _separable(x, 64, 3, 2, "s8_a")  # 1/8
+    x = _separable(x, 64, 3, 1, "s8_b")
+    s8 = _separable(x, 64, 5, 1, "s8_c")
+    x = _separable(s8, 128, 3, 2, "s16_a")  # 1/16: context for near hands
+    x = _separable(x, 128, 5, 1, "s16_b")
+    x = _separable(x, 128, 5, 1, "s16_c")
+    x = _conv_bn(x, 64, 1, 1, "s16_reduce")
+    x = layers.UpSampling2D(2, interpolation="nearest", name="s16_up")(x)
+    x = layers.Add(name="merge")([s8, x])
+    x = _separable(x, 64, 5, 1, "head")
+    heatmap = _heatmap_layer()(x)
+    return keras.Model(image, heatmap, name="handnet_fast")
+
+
+def _heatmap_layer():
+    return layers.Conv2D(1, 1, activation="sigmoid", name="heatmap",
+                         bias_initializer=keras.initializers.Constant(HEATMAP_BIAS))
+
+
+def _conv_bn(x, filters, kernel, stride, name):
+    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _separable(x, filters, kernel, stride, name):
+    x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    return _conv_bn(x, filters, 1, 1, f"{name}_pw")
+
+
+PRESETS = {"seed": build_seed, "fast": build_fast}
+# Input sides must be multiples of this (fast upsamples 1/16 back onto 1/8, so sizes must agree).
+SIZE_MULTIPLES = {"seed": 8, "fast": 16}
+
+
+def load_backbone_weights(model: keras.Model, weights: str) -> None:
+    """Copy VGG16's block 1-2 weights into the model by layer name and freeze those layers.
+
+    weights: "imagenet" (Keras' own download, where the network allows) or the path of a local
+    notop VGG16 weights file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5).
+    """
+    if not all(name in {layer.name for layer in model.layers} for name in VGG_LAYERS):
+        raise ValueError(f"preset '{model.name}' has no VGG16 backbone; use --backbone-weights none")
+    if weights != "imagenet" and not os.path.isfile(weights):
+        raise FileNotFoundError(f"--backbone-weights: no such file '{weights}' (imagenet | none | PATH.h5)")
+    try:
+        vgg = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(None, None, 3))
+    except Exception as err:  # download or HDF5 errors come in many types
+        hint = " (no network? pass a local notop .h5 instead)" if weights == "imagenet" else ""
+        raise RuntimeError(f"--backbone-weights {weights}: could not load VGG16 weights{hint}: {err}") from err
+    for name in VGG_LAYERS:
+        layer = model.get_layer(name)
+        layer.set_weights(vgg.get_layer(name).get_weights())
+        layer.trainable = False
+
+
+def describe_model(model: keras.Model) -> str:
+    """Keras' summary, then which layers train and the output shapes in order."""
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=110)
+    frozen = [layer.name for layer in model.layers if layer.weights and not layer.trainable]
+    lines.append("frozen (pretrained) layers: " + (", ".join(frozen) if frozen else "none; every layer trains"))
+    shapes = [
+        "(" + ",".join(str(d) for d in layer.output.shape[1:]) + ")"
+        for layer in model.layers
+        if not isinstance(layer, (keras.layers.InputLayer, layers.Normalization))
+    ]
+    lines.append("output shapes: " + " ".join(shapes))
+    return "\n".join(lines)

@@ -1,0 +1,325 @@
+"""The procedural hand dataset: handnet's default training data and the tests' fixture.
+
+    python -m handnet.synthetic --out datasets/synthetic --count 1600
+    python -m handnet.synthetic --out /tmp/tiny --count 8 --size 64 96
+
+Each scene is a crop of a real photograph shipped with scikit-image, with skin-coloured
+distractors (faces, arms, blobs) and procedural hands: open and facing (label `open`), or fists,
+side views and partly hidden hands (label `other`), from about 6 px to a third of the frame in
+radius. Lighting, blur, noise and JPEG compression finish it. A scene depends only on
+(seed, index), so a dataset is the same bytes wherever it is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from handnet.annotations import NATIVE_FILE
+
+BACKGROUNDS = (
+    "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png",
+    "grass.png", "gravel.png", "motorcycle_left.png", "motorcycle_right.png", "page.png",
+    "rocket.jpg", "text.png", "color.png",
+)
+# BGR skin tones from light to dark; each hand jitters around one of them.
+SKIN_TONES = np.array(
+    [[189, 208, 244], [160, 190, 234], [140, 175, 225], [110, 150, 205], [90, 128, 190],
+     [70, 105, 160], [55, 85, 130], [40, 62, 98], [130, 160, 200], [150, 180, 230]],
+    np.float32,
+)
+POSES = ("open", "open", "open", "fist", "side", "partial")
+SUPERSAMPLE = 4
+
+
+@functools.lru_cache(maxsize=1)
+def load_backgrounds() -> tuple[np.ndarray, ...]:
+    from skimage import data as skdata  # noqa: PLC0415
+
+    images = []
+    for name in BACKGROUNDS:
+        image = cv2.imread(os.path.join(skdata.data_dir, name), cv2.IMREAD_COLOR)
+        if image is not None:
+            images.append(image)
+    if not images:
+        raise RuntimeError(f"no background photographs found in {skdata.data_dir}; reinstall scikit-image")
+    return tuple(images)
+
+
+def generate_scene(seed: int, index: int, size=(240, 320)) -> tuple[np.ndarray, list[dict]]:
+    """One scene: ((H, W, 3) uint8 BGR, [{"x", "y", "radius", "label"}, ...])."""
+    rng = np.random.default_rng([seed, index])
+    height, width = size
+    image = _background(rng, height, width)
+    short = min(height, width)
+    hands = []
+    for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
+        # Distractors first, so hands may cover them as they would cover a face.
+        _draw_distractor(rng, image, short)
+    count = rng.choice([0, 1, 1, 2, 2, 3, 4])
+    for _ in range(50):
+        if len(hands) == count:
+            break
+        radius = float(np.exp(rng.uniform(np.log(6), np.log(short / 3))))
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        if any(math.hypot(x - h["x"], y - h["y"]) < 0.9 * (radius + h["radius"]) for h in hands):
+            continue
+        pose = POSES[rng.integers(len(POSES))]
+        _draw_hand(rng, image, x, y, radius, pose)
+        hands.append({"x": round(x, 2), "y": round(y, 2), "radius": round(radius, 2),
+                      "label": "open" if pose == "open" else "other"})
+    return _finish(rng, image), hands
+
+
+def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: int = 0, progress=True) -> Path:
+    """Write `count` scenes as JPEGs plus hands.json; built in a temporary folder, then renamed."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    entries = []
+    indices = range(count)
+    if progress:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        indices = tqdm(indices, desc=f"synthetic -> {out}", unit="img", file=sys.stdout)
+    for index in indices:
+        image, hands = generate_scene(seed, index, size)
+        name = f"{index:06d}.jpg"
+        quality = 70 + (index * 7919 + seed) % 26
+        cv2.imwrite(str(tmp / name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        entries.append({"file": name, "width": size[1], "height": size[0], "hands": hands})
+    doc = {"format": "handnet", "version": 1, "labels": ["open", "other"],
+           "generator": {"name": "handnet.synthetic", "seed": seed, "count": count, "size": list(size)},
+           "images": entries}
+    (tmp / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Scene parts
+
+
+def _background(rng, height, width) -> np.ndarray:
+    photos = load_backgrounds()
+    photo = photos[rng.integers(len(photos))]
+    ph, pw = photo.shape[:2]
+    crop = rng.uniform(0.35, 1.0)
+    ch = int(min(ph, pw * height / width) * crop)
+    cw = int(ch * width / height)
+    y0, x0 = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
+    image = cv2.resize(photo[y0 : y0 + ch, x0 : x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    tint = rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    return np.clip(image.astype(np.float32) * tint, 0, 255)
+
+
+def _skin(rng) -> np.ndarray:
+    return SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.85, 1.12, 3).astype(np.float32)
+
+
+def _composite(image, mask, colour_layer, x0, y0):
+    """Alpha-blend a (h, w) mask in [0, 1] with its (h, w, 3) colours into image at (x0, y0)."""
+    H, W = image.shape[:2]
+    h, w = mask.shape
+    ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
+    if ax0 >= ax1 or ay0 >= ay1:
+        return
+    m = mask[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0, None]
+    c = colour_layer[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0]
+    image[ay0:ay1, ax0:ax1] = image[ay0:ay1, ax0:ax1] * (1 - m) + c * m
+
+
+def _stamp(rng, image, x, y, radius, tone, draw_shape, darken=None):
+    """Draw a shape supersampled in a local patch, shade it, and blend it in at (x, y).
+
+    draw_shape(canvas, point, scale) paints 255 into a uint8 mask; point(u, v) maps hand units
+    (radius = 1, y down) to patch pixels. darken, drawn the same way, marks creases and gaps.
+    """
+    half = int(math.ceil(1.6 * radius)) + 2
+    k = SUPERSAMPLE
+    side = 2 * half * k
+    angle = rng.uniform(-0.7, 0.7) if rng.random() < 0.85 else rng.uniform(-math.pi, math.pi)
+    cos, sin = math.cos(angle), math.sin(angle)
+    mirror = -1 if rng.random() < 0.5 else 1
+
+    def point(u, v):
+        u *= mirror
+        return (int(round((half + (u * cos - v * sin) * radius) * k * 16)),
+                int(round((half + (u * sin + v * cos) * radius) * k * 16)))
+
+    def scale(t):
+        return max(1, int(round(t * radius * k)))
+
+    canvas = np.zeros((side, side), np.uint8)
+    draw_shape(canvas, point, scale)
+    mask = cv2.resize(canvas, (2 * half, 2 * half), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    # Shading: light from a random side, plus darker creases between fingers.
+    yy, xx = np.mgrid[-1 : 1 : 2j * half, -1 : 1 : 2j * half].astype(np.float32)
+    light_angle = rng.uniform(0, 2 * math.pi)
+    shade = 1 + rng.uniform(0.1, 0.3) * (xx * math.cos(light_angle) + yy * math.sin(light_angle))
+    colour = np.clip(tone[None, None, :] * shade[..., None], 0, 255)
+    if darken is not None:
+        lines = np.zeros((side, side), np.uint8)
+        darken(lines, point, scale)
+        lines = cv2.resize(lines, (2 * half, 2 * half), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        colour *= 1 - 0.35 * lines[..., None]
+    _composite(image, mask, colour, int(round(x)) - half, int(round(y)) - half)
+
+
+def _capsule(canvas, p0, p1, width, value=255):
+    cv2.line(canvas, p0, p1, value, width, cv2.LINE_AA, shift=4)
+
+
+def _ellipse(canvas, centre, axes_px, angle_deg=0, value=255):
+    cv2.ellipse(canvas, centre, axes_px, angle_deg, 0, 360, value, -1, cv2.LINE_AA, shift=4)
+
+
+def _draw_hand(rng, image, x, y, radius, pose):
+    tone = _skin(rng)
+    spread = rng.uniform(0.6, 1.3)
+    lengths = np.array([0.5, 0.62, 0.58, 0.46]) * rng.uniform(0.9, 1.1, 4)
+    bases = [-0.27, -0.09, 0.09, 0.26]
+
+    def fingers(canvas, point, scale, width=0.16):
+        for base, length, fan in zip(bases, lengths, (-14, -5, 4, 13)):
+            a = math.radians(fan * spread)
+            tip = (base + math.sin(a) * length, -0.3 - math.cos(a) * length)
+            _capsule(canvas, point(base, -0.25), point(*tip), scale(width))
+        thumb = math.radians(rng_thumb)
+        _capsule(canvas, point(0.3, 0.12), point(0.3 + math.sin(thumb) * 0.42, 0.12 - math.cos(thumb) * 0.42),
+                 scale(0.19))
+
+    def palm(canvas, point, scale, wide=0.4, tall=0.42):
+        _ellipse(canvas, point(0, 0.05), (scale(wide) * 16, scale(tall) * 16))
+        _capsule(canvas, point(0, 0.4), point(0, 0.95), scale(0.46))  # wrist
+
+    rng_thumb = rng.uniform(40, 80)
+    if pose in ("open", "partial"):
+        def shape(canvas, point, scale):
+            palm(canvas, point, scale)
+            fingers(canvas, point, scale)
+
+        def creases(canvas, point, scale):
+            for base in (-0.18, 0.0, 0.18):
+                _capsule(canvas, point(base, -0.22), point(base, -0.32), scale(0.03))
+            _capsule(canvas, point(-0.25, 0.0), point(0.2, -0.05), scale(0.025))
+
+        _stamp(rng, image, x, y, radius, tone, shape, creases)
+        if pose == "partial":
+            _occlude(rng, image, x, y, radius)
+    elif pose == "fist":
+        def shape(canvas, point, scale):
+            palm(canvas, point, scale, wide=0.42, tall=0.4)
+            for base in bases:
+                _ellipse(canvas, point(base, -0.3), (scale(0.12) * 16, scale(0.12) * 16))
+            _capsule(canvas, point(0.35, 0.15), point(0.0, -0.05), scale(0.17))
+
+        def knuckles(canvas, point, scale):
+            for base in bases[:-1]:
+                _capsule(canvas, point(base + 0.09, -0.38), point(base + 0.09, -0.15), scale(0.025))
+
+        _stamp(rng, image, x, y, radius * 0.8, tone, shape, knuckles)
+    else:  # side view: the edge of a flat hand, thumb out
+        def shape(canvas, point, scale):
+            _ellipse(canvas, point(0, -0.15), (scale(0.15) * 16, scale(0.7) * 16))
+            _capsule(canvas, point(0.05, 0.2), point(0.4, -0.2), scale(0.16))
+            _capsule(canvas, point(0, 0.4), point(0, 0.95), scale(0.36))
+
+        _stamp(rng, image, x, y, radius, tone, shape)
+
+
+def _occlude(rng, image, x, y, radius):
+    """Hide part of a hand behind a flat, background-coloured bar (a cup, an edge of a desk)."""
+    h, w = image.shape[:2]
+    colour = image[int(np.clip(y - radius, 0, h - 1)), int(np.clip(x - 1.5 * radius, 0, w - 1))].copy()
+    angle = rng.uniform(0, math.pi)
+    offset = rng.uniform(-0.2, 0.3) * radius
+    cx, cy = x + offset * math.cos(angle), y + offset * math.sin(angle)
+    half_len, half_wid = 2 * radius, rng.uniform(0.3, 0.6) * radius
+    corners = np.array([[-half_len, -half_wid], [half_len, -half_wid], [half_len, half_wid], [-half_len, half_wid]])
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    poly = (corners @ rot.T + [cx, cy]).astype(np.int32)
+    cv2.fillConvexPoly(image, poly, colour.tolist(), cv2.LINE_AA)
+
+
+def _draw_distractor(rng, image, short):
+    tone = _skin(rng)
+    h, w = image.shape[:2]
+    x, y = rng.uniform(0, w), rng.uniform(0, h)
+    size = float(np.exp(rng.uniform(np.log(8), np.log(short / 2.5))))
+    kind = rng.choice(["face", "arm", "blob"])
+    if kind == "face":
+        def shape(canvas, point, scale):
+            _ellipse(canvas, point(0, 0), (scale(0.62) * 16, scale(0.85) * 16))
+            _capsule(canvas, point(0, 0.8), point(0, 1.4), scale(0.5))  # neck
+
+        def features(canvas, point, scale):
+            for ex in (-0.25, 0.25):
+                _ellipse(canvas, point(ex, -0.1), (scale(0.1) * 16, scale(0.05) * 16), value=255)
+            _capsule(canvas, point(-0.2, 0.45), point(0.2, 0.45), scale(0.05))
+            _ellipse(canvas, point(0, -0.75), (scale(0.6) * 16, scale(0.25) * 16))  # hairline
+
+        _stamp(rng, image, x, y, size * 0.6, tone, shape, features)
+    elif kind == "arm":
+        def shape(canvas, point, scale):
+            _capsule(canvas, point(0, -1.0), point(0, 1.0), scale(0.3))
+
+        _stamp(rng, image, x, y, size, tone, shape)
+    else:
+        def shape(canvas, point, scale):
+            _ellipse(canvas, point(0, 0), (scale(rng_a) * 16, scale(rng_b) * 16))
+
+        rng_a, rng_b = rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.8)
+        _stamp(rng, image, x, y, size * 0.7, tone, shape)
+
+
+def _finish(rng, image) -> np.ndarray:
+    """Lighting, blur and sensor noise, then back to uint8."""
+    h, w = image.shape[:2]
+    gain = rng.uniform(0.6, 1.35)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, 2 * math.pi)
+    gradient = 1 + rng.uniform(0, 0.35) * ((xx / w - 0.5) * math.cos(a) + (yy / h - 0.5) * math.sin(a))
+    image = image * gain * gradient[..., None]
+    image = 255 * (np.clip(image, 0, 255) / 255) ** rng.uniform(0.75, 1.3)
+    if rng.random() < 0.5:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.4))
+    elif rng.random() < 0.3:
+        length = int(rng.integers(3, 8))
+        kernel = np.zeros((length, length), np.float32)
+        kernel[length // 2] = 1 / length
+        rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1)
+        image = cv2.filter2D(image, -1, cv2.warpAffine(kernel, rot, (length, length)))
+    image = image + rng.normal(0, rng.uniform(0, 7), image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="dataset folder to (re)create")
+    parser.add_argument("--count", type=int, default=1600)
+    parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.count < 1 or min(args.size) < 32:
+        parser.error("--count must be >= 1 and --size at least 32x32")
+    generate_dataset(args.out, args.count, tuple(args.size), args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

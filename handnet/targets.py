@@ -1,0 +1,58 @@
+"""Hands -> heatmap target and per-pixel weight mask, at the network's output stride. NumPy only.
+
+Each positive hand becomes a blob whose size follows its radius: a Gaussian (default) or the
+seed's flat disk. The Gaussian is centred on the hand's exact position, so its neighbours carry
+the sub-cell offset that peak refinement reads back, and the hand's own output cell is set to
+exactly 1.0, which is what the focal loss counts as a positive. Around ignore hands the weight is 0, so the network is free to
+light them up a little; positive blobs keep weight 1 where the two overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ROLE_CODES = {"negative": 0, "positive": 1, "ignore": 2}
+
+
+def render_targets(
+    hands: np.ndarray,
+    output_hw: tuple[int, int],
+    stride: int,
+    kind: str = "gaussian",
+    sigma_scale: float = 0.35,
+    min_sigma: float = 0.8,
+    ignore_margin: float = 1.25,
+) -> tuple[np.ndarray, np.ndarray]:
+    """hands: (N, 4) float [x, y, radius, role code] in network-input pixels.
+
+    Returns heatmap (Ho, Wo) float32 in [0, 1] and weight (Ho, Wo) float32 in {0, 1}. A positive
+    hand whose centre falls outside the input has been cut off by cropping: it is treated as an
+    ignore hand, since its visible part may well look like a hand.
+    """
+    out_h, out_w = output_hw
+    heatmap = np.zeros(output_hw, np.float32)
+    weight = np.ones(output_hw, np.float32)
+    rows, cols = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
+    keep_positive = np.zeros(output_hw, bool)
+    for x, y, radius, role in np.asarray(hands, np.float32).reshape(-1, 4):
+        # Hand centre in output cells, continuous (cell j covers [j, j + 1)).
+        u, v, r = x / stride, y / stride, max(radius / stride, 0.5)
+        dist2 = (cols + 0.5 - u) ** 2 + (rows + 0.5 - v) ** 2
+        inside = 0 <= u < out_w and 0 <= v < out_h
+        if role == ROLE_CODES["positive"] and inside:
+            ci, cj = int(v), int(u)
+            if kind == "gaussian":
+                sigma = max(sigma_scale * r, min_sigma)
+                blob = np.exp(-dist2 / (2 * sigma**2))
+            elif kind == "disk":
+                blob = (dist2 <= r**2).astype(np.float32)
+            else:
+                raise ValueError(f"unknown target kind '{kind}' (gaussian | disk)")
+            blob[ci, cj] = 1.0
+            np.maximum(heatmap, blob, out=heatmap)
+            keep_positive |= dist2 <= r**2
+            keep_positive[ci, cj] = True
+        elif role in (ROLE_CODES["ignore"], ROLE_CODES["positive"]):
+            weight[dist2 <= (ignore_margin * r + 1) ** 2] = 0.0
+    weight[keep_positive] = 1.0
+    return heatmap, weight

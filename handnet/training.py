@@ -1,0 +1,134 @@
+"""One training run, from a Config to a run folder:
+
+    runs/<name>/config.json      written before training starts
+    runs/<name>/history.csv      loss per epoch
+    runs/<name>/curves.png       training and validation loss
+    runs/<name>/model.keras      the trained model (written atomically at the end)
+    runs/<name>/metrics.json     validation precision, recall, F1, AP, near and far
+    runs/<name>/val_samples.png  validation images | targets | predictions
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from handnet.annotations import NATIVE_FILE, load_samples, split_samples
+from handnet.config import Config
+from handnet.data import make_dataset, make_example
+from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
+from handnet.evaluate import evaluate_model, format_metrics, predict_samples
+from handnet.losses import get_loss
+from handnet.model import build_model
+from handnet.synthetic import generate_dataset
+
+SYNTHETIC_DIR = Path("datasets/synthetic")
+
+
+def ensure_synthetic(config: Config, root: Path = SYNTHETIC_DIR) -> Path:
+    """The default dataset: generated once, regenerated if its count, size or seed changed."""
+    wanted = {"name": "handnet.synthetic", "seed": config.seed, "count": config.synthetic_count,
+              "size": list(config.input_size)}
+    index = root / NATIVE_FILE
+    if index.is_file():
+        try:
+            if json.loads(index.read_text()).get("generator") == wanted:
+                return root
+        except json.JSONDecodeError:
+            pass
+    print(f"generating {config.synthetic_count} synthetic scenes into {root}")
+    return generate_dataset(root, config.synthetic_count, config.input_size, config.seed)
+
+
+def prepare_run_folder(out: str) -> Path:
+    run = Path(out)
+    if (run / "model.keras").exists():
+        raise FileExistsError(f"{run}: already holds a trained model; choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+class CurvesCallback(keras.callbacks.Callback):
+    """Redraws curves.png after every epoch, so a long run can be watched."""
+
+    def __init__(self, history_csv: Path, png: Path):
+        super().__init__()
+        self.history_csv, self.png = history_csv, png
+
+    def on_epoch_end(self, epoch, logs=None):
+        plot_curves(self.history_csv, self.png)
+
+
+def train(config: Config) -> dict:
+    """Train, save and evaluate; returns the validation metrics. Raises DatasetError and
+    ValueError for bad input before anything is written."""
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config)
+    if not config.data:
+        config.data = [str(ensure_synthetic(config))]
+    samples = load_samples(config.data, config.labels)
+    train_samples, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
+    print(f"{len(samples)} images: {len(train_samples)} train, {len(val_samples)} validation "
+          f"({sum(len(s.hands) for s in samples)} hands)")
+    run = prepare_run_folder(config.out)
+    config.save(run / "config.json")
+
+    steps = max(1, len(train_samples) // config.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
+        warmup_steps=min(steps, steps * config.epochs // 10),
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config))
+    history_csv = run / "history.csv"
+    started = time.time()
+    model.fit(
+        make_dataset(train_samples, config, training=True),
+        steps_per_epoch=steps,
+        epochs=config.epochs,
+        validation_data=make_dataset(val_samples, config, training=False) if val_samples else None,
+        callbacks=[keras.callbacks.CSVLogger(str(history_csv)), CurvesCallback(history_csv, run / "curves.png")],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    print(f"trained {config.epochs} epochs in {time.time() - started:.0f} s")
+    save_model_atomic(model, run / "model.keras")
+
+    metrics = evaluate_model(model, val_samples or train_samples, config)
+    metrics["train_seconds"] = round(time.time() - started, 1)
+    metrics["evaluated_on"] = "validation" if val_samples else "training (no validation split)"
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    save_val_samples(model, val_samples or train_samples, config, run / "val_samples.png")
+    print(format_metrics(metrics))
+    print(f"run folder: {run}")
+    return metrics
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".partial.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def save_val_samples(model, samples, config: Config, path: Path, count: int = 6) -> None:
+    """A PNG of rows: letterboxed image with hands | target heatmap | predicted heatmap + peaks."""
+    picked = [samples[i] for i in np.linspace(0, len(samples) - 1, min(count, len(samples))).astype(int)]
+    rows = []
+    for sample, frame, heatmap, detections in predict_samples(model, picked, config):
+        image, y_true = make_example(sample, config)
+        shown = [d for d in detections if d.score >= config.score_threshold]
+        rows.append([
+            draw_hands(frame, sample.hands, shown),
+            heatmap_to_bgr(y_true[..., 0], frame.shape[:2], y_true[..., 1]),
+            heatmap_to_bgr(heatmap, frame.shape[:2]),
+        ])
+    # Frames differ in size across datasets: bring every tile to the first one's size.
+    h, w = rows[0][0].shape[:2]
+    import cv2  # noqa: PLC0415
+
+    rows = [[cv2.resize(tile, (w, h)) for tile in row] for row in rows]
+    save_grid(path, rows)

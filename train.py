@@ -1,0 +1,80 @@
+"""Train a hand-heatmap detector.
+
+    python train.py                                   # synthetic data, fast preset, ~10 min on 2 CPU cores
+    python train.py --data ../shared/datasets/roboflow-hands --labels hand=positive --out runs/hands
+    python train.py --preset seed --dry-run                  # prints the network, trains nothing
+
+Every flag maps onto a field of handnet.config.Config (`--batch-size` -> batch_size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+
+from handnet.config import Config
+
+HELP = {
+    "data": "dataset folder(s), any supported format; default: the synthetic set (generated if missing)",
+    "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label",
+    "preset": "model preset: fast | seed",
+    "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
+    "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",
+    "loss": "mse | bce | weighted_bce | focal | dice | tversky",
+    "out": "run folder (default: runs/<preset>-<date>-<time>)",
+    "target": "gaussian | disk",
+}
+SKIP = {"version"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Config()
+    for field in dataclasses.fields(Config):
+        if field.name in SKIP:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        help_text = HELP.get(field.name, "")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif isinstance(default, list):
+            parser.add_argument(flag, nargs="+", default=default, help=help_text)
+        elif field.name == "input_size":
+            parser.add_argument(flag, nargs=2, type=int, default=(), metavar=("HEIGHT", "WIDTH"), help=help_text)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=help_text or f"default {default}")
+    parser.add_argument("--dry-run", action="store_true", help="build the model, print its summary, and stop")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    dry_run = args.pop("dry_run")
+    config = Config(**args)
+    if not config.out:
+        config.out = f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    # Imported here so that --help answers without loading TensorFlow.
+    from handnet.annotations import DatasetError
+    from handnet.model import build_model, describe_model
+    from handnet.training import train
+
+    try:
+        if dry_run:
+            print(describe_model(build_model(config)))
+            return 0
+        train(config)
+    except (DatasetError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the run folder holds config.json and the curves so far", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
