@@ -23,6 +23,9 @@ from handnet.config import Config
 from handnet.letterbox import PAD_VALUE, apply_letterbox
 from handnet.targets import ROLE_CODES, render_targets
 
+# tf.data already runs loads in parallel; OpenCV threads on top only oversubscribe the cores.
+cv2.setNumThreads(1)
+
 
 def hands_array(sample: Sample) -> np.ndarray:
     """(N, 4) float32 [x, y, radius, role code] in frame pixels."""

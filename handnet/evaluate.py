@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from handnet.annotations import DatasetError, Sample, load_samples, read_image
@@ -40,7 +41,7 @@ def predict_samples(model, samples: list[Sample], config: Config, batch_size: in
         frames = [read_image(s.path) for s in batch]
         boxed = [apply_letterbox(f, config.input_size) for f in frames]
         inputs = np.stack([image for image, _ in boxed]).astype(np.float32)
-        heatmaps = np.asarray(model(inputs, training=False))[..., 0]
+        heatmaps = keras.ops.convert_to_numpy(model(inputs, training=False))[..., 0]
         for sample, frame, (_, box), heatmap in zip(batch, frames, boxed, heatmaps):
             detections = detect_hands(heatmap, box, label, AP_THRESHOLD, config.stride,
                                       config.sigma_scale, config.min_sigma)
@@ -67,8 +68,6 @@ def format_metrics(metrics: dict) -> str:
 
 def load_model(path: str | Path):
     """(keras.Model, Config) from a run's model.keras and the config.json beside it."""
-    import keras  # noqa: PLC0415
-
     path = Path(path)
     config_path = path.parent / "config.json"
     if not path.is_file():

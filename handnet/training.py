@@ -93,6 +93,7 @@ def train(config: Config) -> dict:
         epochs=config.epochs,
         validation_data=make_dataset(val_samples, config, training=False) if val_samples else None,
         callbacks=[keras.callbacks.CSVLogger(str(history_csv)), CurvesCallback(history_csv, run / "curves.png")],
+        shuffle=False,  # the dataset shuffles itself
         verbose=1 if sys.stdout.isatty() else 2,
     )
     print(f"trained {config.epochs} epochs in {time.time() - started:.0f} s")

@@ -1,0 +1,30 @@
+import pytest
+
+from handnet.config import Config, parse_labels
+
+
+def test_parse_labels_default_override_and_wildcard():
+    assert parse_labels("open=positive,other=ignore") == {"open": "positive", "other": "ignore"}
+    assert parse_labels("hello=positive,*=ignore") == {"hello": "positive", "*": "ignore"}
+
+
+@pytest.mark.parametrize("spec", ["hello", "hello=maybe", "other=ignore", "=positive"])
+def test_parse_labels_rejects_bad_specs(spec):
+    with pytest.raises(ValueError, match="--labels"):
+        parse_labels(spec)
+
+
+def test_config_round_trip(tmp_path):
+    config = Config(preset="seed", data=["a", "b"], loss="tversky", fp_weight=0.2, out="runs/x")
+    config.save(tmp_path / "config.json")
+    loaded = Config.load(tmp_path / "config.json")
+    assert loaded == config
+    assert loaded.input_size == (240, 426)
+
+
+def test_preset_defaults_and_output_size():
+    assert Config().input_size == (240, 320)
+    assert Config().output_size == (30, 40)
+    assert Config(preset="seed").output_size == (30, 53)
+    with pytest.raises(ValueError, match="unknown preset"):
+        Config(preset="huge")

@@ -1,0 +1,54 @@
+import cv2
+import numpy as np
+
+from conftest import write_native
+from handnet.annotations import load_samples
+from handnet.config import Config
+from handnet.data import make_dataset, make_example, random_affine
+
+
+def _dot_dataset(tmp_path):
+    """One 120x200 frame, black but for a white disc where the single open hand is."""
+    root = write_native(tmp_path / "dot", {"a.png": [{"x": 130, "y": 40, "radius": 14, "label": "open"}]}, 120, 200)
+    frame = np.zeros((120, 200, 3), np.uint8)
+    cv2.circle(frame, (130, 40), 14, (255, 255, 255), -1)
+    cv2.imwrite(str(root / "a.png"), frame)
+    return load_samples(root, "open=positive")
+
+
+def test_augmented_targets_follow_the_image(tmp_path):
+    (sample,) = _dot_dataset(tmp_path)
+    config = Config(input_size=(64, 96))
+    checked = 0
+    for seed in range(16):
+        image, y_true = make_example(sample, config, np.random.default_rng(seed))
+        assert image.shape == (64, 96, 3) and y_true.shape == (8, 12, 2)
+        # make_example's first draw is the geometry: where must the hand be now?
+        matrix = random_affine(np.random.default_rng(seed), (120, 200), (64, 96))
+        x, y = matrix @ [130, 40, 1]
+        grey = image.mean(axis=2)
+        ys, xs = np.nonzero(grey > grey.max() / 2)
+        if not (8 < x < 88 and 8 < y < 56) or len(xs) == 0:
+            continue  # cropped away or cut by the border
+        checked += 1
+        assert abs(xs.mean() + 0.5 - x) < 1 and abs(ys.mean() + 0.5 - y) < 1, f"seed {seed}: image moved wrongly"
+        assert y_true[int(y // 8), int(x // 8), 0] == 1.0, f"seed {seed}: target peak is not on the hand"
+    assert checked >= 5
+
+
+def test_validation_examples_are_letterboxed_without_augmentation(tmp_path):
+    (sample,) = _dot_dataset(tmp_path)
+    image, y_true = make_example(sample, Config(input_size=(64, 96)))
+    # 120x200 -> 58x96 inside 64x96 (3 px bars); the hand at (130, 40) -> (62.4, 22.2) -> cell (2, 7)
+    assert y_true[2, 7, 0] == 1.0
+    assert image[0].max() == 0 and image[-1].max() == 0
+
+
+def test_dataset_batches_and_streams(tiny_synthetic):
+    samples = load_samples(tiny_synthetic, "open=positive,other=ignore")
+    config = Config(input_size=(64, 96), batch_size=4)
+    images, y_true = next(iter(make_dataset(samples, config, training=True)))
+    assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 2)
+    assert 0 <= float(np.min(images)) and float(np.max(images)) <= 255
+    val_batches = list(make_dataset(samples, config, training=False))
+    assert sum(len(b[0]) for b in val_batches) == len(samples)

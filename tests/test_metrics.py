@@ -1,0 +1,50 @@
+import pytest
+
+from handnet.annotations import Hand
+from handnet.metrics import average_precision, evaluate_matches, match_image
+from handnet.peaks import Detection
+
+FRAME = (240, 320)
+
+
+def det(x, y, score, radius=20):
+    return Detection(x, y, radius, score, "open")
+
+
+def test_match_rule_true_false_positives_and_misses():
+    hands = [Hand(100, 100, 30, "open", "positive"), Hand(250, 60, 10, "open", "positive")]
+    counted, truths = match_image([det(110, 95, 0.9), det(200, 200, 0.8), det(100, 100, 0.7)], hands, FRAME)
+    assert [(s, tp) for s, tp, _ in counted] == [(0.9, True), (0.8, False), (0.7, False)]  # a duplicate is wrong
+    assert [score for _, score in truths] == [0.9, None]
+
+
+def test_ignore_hands_are_neither_hits_nor_misses():
+    hands = [Hand(100, 100, 30, "other", "ignore"), Hand(200, 100, 30, "open", "positive")]
+    counted, truths = match_image([det(105, 100, 0.9)], hands, FRAME)
+    assert counted == [] and len(truths) == 1
+    result = evaluate_matches([(counted, truths)], 0.5)
+    assert result["recall"] == 0 and result["false_positives"] == 0
+
+
+def test_far_hands_match_within_the_floor_and_split_by_size():
+    hands = [Hand(50, 50, 4, "open", "positive"), Hand(200, 120, 60, "open", "positive")]
+    counted, truths = match_image([det(56, 50, 0.9, 5), det(230, 120, 0.6, 60)], hands, FRAME)
+    result = evaluate_matches([(counted, truths)], 0.5)
+    assert result["precision"] == result["recall"] == result["f1"] == 1.0
+    assert result["far"]["hands"] == 1 and result["near"]["hands"] == 1
+
+
+def test_threshold_changes_precision_recall():
+    hands = [Hand(100, 100, 30, "open", "positive"), Hand(250, 60, 30, "open", "positive")]
+    per_image = [match_image([det(100, 100, 0.9), det(250, 60, 0.3), det(20, 200, 0.5)], hands, FRAME)]
+    high = evaluate_matches(per_image, 0.4)
+    assert (high["precision"], high["recall"]) == (0.5, 0.5)
+    low = evaluate_matches(per_image, 0.2)
+    assert (low["precision"], low["recall"]) == pytest.approx((2 / 3, 1.0))
+
+
+def test_average_precision_all_points():
+    assert average_precision([0.9, 0.8, 0.7], [True, True, True], 3) == pytest.approx(1.0)
+    # TP, FP, TP with 2 hands: recall 0.5 at precision 1, then 1.0 at precision 2/3
+    assert average_precision([0.9, 0.8, 0.7], [True, False, True], 2) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert average_precision([], [], 0) == 0.0

@@ -1,0 +1,55 @@
+import keras
+import numpy as np
+import pytest
+
+from handnet.config import Config
+from handnet.model import VGG_LAYERS, build_model, describe_model
+
+SEED_SHAPES = ("(240,426,64) (240,426,64) (120,213,64) (120,213,128) (120,213,128) (60,106,128) "
+               "(60,106,512) (60,106,512) (60,106,512) (30,53,512) (30,53,1)")
+
+
+def test_seed_preset_is_exactly_the_seed_network():
+    model = build_model(Config(preset="seed"))
+    text = describe_model(model)
+    assert text.splitlines()[-1] == "output shapes: " + SEED_SHAPES
+    assert "every layer trains" in text
+    names = [layer.name for layer in model.layers]
+    assert names[2:] == ["block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2",
+                         "block2_pool", "head_conv1", "head_conv2", "head_conv3", "head_pool", "heatmap"]
+
+
+def test_fast_preset_output_and_range():
+    model = build_model(Config(input_size=(64, 96)))
+    out = model(np.random.default_rng(0).uniform(0, 255, (2, 64, 96, 3)).astype(np.float32))
+    assert out.shape == (2, 8, 12, 1)
+    assert 0 <= float(np.min(out)) and float(np.max(out)) <= 1
+    with pytest.raises(ValueError, match="multiples of 16"):
+        build_model(Config(input_size=(60, 90)))
+
+
+def test_local_backbone_weights_load_by_name_and_freeze(tmp_path):
+    vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = tmp_path / "vgg16_notop.weights.h5"
+    vgg.save_weights(path)
+    model = build_model(Config(preset="seed", input_size=(32, 48), backbone_weights=str(path)))
+    for name in VGG_LAYERS:
+        np.testing.assert_array_equal(model.get_layer(name).get_weights()[0], vgg.get_layer(name).get_weights()[0])
+        assert not model.get_layer(name).trainable
+    assert model.get_layer("head_conv1").trainable
+    assert "frozen (pretrained) layers: block1_conv1, block1_conv2, block2_conv1, block2_conv2" in describe_model(model)
+
+
+def test_backbone_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        build_model(Config(preset="seed", input_size=(32, 48), backbone_weights=str(tmp_path / "x.h5")))
+    with pytest.raises(ValueError, match="no VGG16 backbone"):
+        build_model(Config(input_size=(64, 96), backbone_weights="imagenet"))
+
+
+def test_saved_model_round_trip(tmp_path):
+    model = build_model(Config(input_size=(64, 96)))
+    x = np.random.default_rng(1).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from handnet.letterbox import fit_letterbox
+from handnet.peaks import detect_hands, find_peaks
+from handnet.targets import ROLE_CODES, render_targets
+
+STRIDE, SCALE, MIN_SIGMA = 8, 0.35, 0.8
+
+
+def _gaussian(shape, cx, cy, sigma, amplitude=1.0):
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return amplitude * np.exp(-((cols + 0.5 - cx) ** 2 + (rows + 0.5 - cy) ** 2) / (2 * sigma**2))
+
+
+@pytest.mark.parametrize("cx,cy,sigma", [(10.5, 7.5, 1.5), (10.8, 7.2, 2.0), (4.3, 20.7, 3.0), (30.1, 3.9, 1.2)])
+def test_subcell_centre_and_sigma_of_known_gaussians(cx, cy, sigma):
+    heatmap = _gaussian((30, 40), cx, cy, sigma, 0.9)
+    (x, y, radius, score), = find_peaks(heatmap, 0.3, STRIDE, SCALE, MIN_SIGMA)
+    assert x == pytest.approx(cx * STRIDE, abs=0.01) and y == pytest.approx(cy * STRIDE, abs=0.01)
+    assert radius == pytest.approx(sigma * STRIDE / SCALE, rel=0.01)
+    assert score == pytest.approx(heatmap.max())
+
+
+def test_nms_threshold_and_order():
+    heatmap = np.maximum.reduce([
+        _gaussian((30, 40), 5.5, 5.5, 1.0, 0.9),
+        _gaussian((30, 40), 20.5, 15.5, 1.0, 0.6),
+        _gaussian((30, 40), 35.5, 25.5, 1.0, 0.2),
+    ])
+    peaks = find_peaks(heatmap, 0.3, STRIDE, SCALE, MIN_SIGMA)
+    assert peaks[:, 3] == pytest.approx([0.9, 0.6], abs=1e-6)
+    assert peaks[:, :2] == pytest.approx(np.array([[44, 44], [164, 124]]), abs=0.01)
+
+
+def test_flat_plateau_gives_one_peak():
+    heatmap = np.zeros((10, 10), np.float32)
+    heatmap[4:6, 4:6] = 0.8
+    assert len(find_peaks(heatmap, 0.5, STRIDE, SCALE, MIN_SIGMA)) == 1
+
+
+def test_rendered_targets_decode_back_to_their_hands():
+    hands = np.array([[101.0, 61.0, 30.0, ROLE_CODES["positive"]], [250.0, 180.0, 50.0, ROLE_CODES["positive"]]])
+    heatmap, _ = render_targets(hands, (30, 40), STRIDE, sigma_scale=SCALE, min_sigma=MIN_SIGMA)
+    peaks = find_peaks(heatmap, 0.5, STRIDE, SCALE, MIN_SIGMA)
+    found = peaks[np.argsort(peaks[:, 0])]
+    assert np.abs(found[:, :2] - hands[:, :2]).max() < 2.5  # within a third of a cell
+    np.testing.assert_allclose(found[:, 2], hands[:, 2], rtol=0.25)
+
+
+def test_detections_are_in_frame_pixels():
+    box = fit_letterbox((480, 640), (240, 320))  # scale 0.5, no bars
+    heatmap = _gaussian((30, 40), 20.5, 10.5, 1.5)
+    (det,) = detect_hands(heatmap, box, "open", 0.5, STRIDE, SCALE, MIN_SIGMA)
+    assert (det.x, det.y) == pytest.approx((328, 168), abs=0.01)
+    assert det.radius == pytest.approx(2 * 1.5 * STRIDE / SCALE, rel=0.01)
+    assert det.label == "open"

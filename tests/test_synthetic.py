@@ -1,0 +1,37 @@
+import json
+
+import numpy as np
+
+from handnet.annotations import load_samples
+from handnet.synthetic import generate_dataset, generate_scene
+
+
+def test_scenes_are_deterministic_and_seed_dependent():
+    a_image, a_hands = generate_scene(5, 11, (120, 160))
+    b_image, b_hands = generate_scene(5, 11, (120, 160))
+    assert np.array_equal(a_image, b_image) and a_hands == b_hands
+    c_image, _ = generate_scene(6, 11, (120, 160))
+    assert not np.array_equal(a_image, c_image)
+
+
+def test_dataset_bytes_are_reproducible(tmp_path):
+    one = generate_dataset(tmp_path / "one", 4, (64, 96), seed=2, progress=False)
+    two = generate_dataset(tmp_path / "two", 4, (64, 96), seed=2, progress=False)
+    for name in ["hands.json"] + [f"{i:06d}.jpg" for i in range(4)]:
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+
+
+def test_scenes_cover_open_and_other_hands_near_and_far():
+    hands = [h for i in range(150) for h in generate_scene(0, i, (240, 320))[1]]
+    labels = {h["label"] for h in hands}
+    radii = np.array([h["radius"] for h in hands])
+    assert labels == {"open", "other"}
+    assert radii.min() < 8 and radii.max() > 60 and radii.max() <= 80
+    assert all(0 <= h["x"] <= 320 and 0 <= h["y"] <= 240 for h in hands)
+
+
+def test_written_in_native_format(tiny_synthetic):
+    samples = load_samples(tiny_synthetic, "open=positive,other=ignore")
+    assert len(samples) == 24
+    assert json.loads((tiny_synthetic / "hands.json").read_text())["generator"]["seed"] == 3
+    assert all((s.width, s.height) == (96, 64) for s in samples)
