@@ -23,6 +23,7 @@ HELP = {
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",
     "loss": "mse | bce | weighted_bce | focal | dice | tversky",
+    "crop_size": "training crop HEIGHT WIDTH (default 160 224); give no numbers to train on whole inputs",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",
     "target": "gaussian | disk",
 }
@@ -42,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif isinstance(default, list):
             parser.add_argument(flag, nargs="+", default=default, help=help_text)
-        elif field.name == "input_size":
-            parser.add_argument(flag, nargs=2, type=int, default=(), metavar=("HEIGHT", "WIDTH"), help=help_text)
+        elif field.name in ("input_size", "crop_size"):
+            default = () if field.name == "input_size" else default  # () = the preset's own size
+            parser.add_argument(flag, nargs="*", type=int, default=default, metavar="SIDE", help=help_text)
         else:
             parser.add_argument(flag, type=type(default), default=default, help=help_text or f"default {default}")
     parser.add_argument("--dry-run", action="store_true", help="build the model, print its summary, and stop")
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # per-epoch lines show up in logs as they happen
     args = vars(build_parser().parse_args(argv))
     dry_run = args.pop("dry_run")
     config = Config(**args)

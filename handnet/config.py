@@ -35,6 +35,9 @@ class Config:
     # model
     preset: str = "fast"
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
+    crop_size: tuple[int, ...] = (160, 224)  # training crops of the letterboxed input, at most
+    # its size; () trains on whole inputs. The network is fully convolutional: smaller crops mean
+    # more, cheaper steps.
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
     # targets
     target: str = "gaussian"  # gaussian | disk
@@ -46,7 +49,7 @@ class Config:
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
-    epochs: int = 30
+    epochs: int = 45
     batch_size: int = 16
     learning_rate: float = 3e-3
     augment: bool = True
@@ -62,8 +65,18 @@ class Config:
         if self.preset not in PRESET_STRIDES:
             raise ValueError(f"unknown preset '{self.preset}' (choose from {', '.join(PRESET_STRIDES)})")
         self.input_size = tuple(int(v) for v in self.input_size or PRESET_INPUT_SIZES[self.preset])
+        self.crop_size = tuple(int(v) for v in self.crop_size)
         if len(self.input_size) != 2:
             raise ValueError(f"input_size must be (height, width), got {self.input_size}")
+        if self.crop_size and len(self.crop_size) != 2:
+            raise ValueError(f"crop_size must be (height, width) or (), got {self.crop_size}")
+
+    @property
+    def train_size(self) -> tuple[int, int]:
+        """What training batches hold: crops when crop_size is set, else whole inputs."""
+        if not self.crop_size:
+            return self.input_size
+        return min(self.crop_size[0], self.input_size[0]), min(self.crop_size[1], self.input_size[1])
         self.data = [str(d) for d in self.data]
 
     @property

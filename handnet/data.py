@@ -33,8 +33,9 @@ def hands_array(sample: Sample) -> np.ndarray:
     return np.asarray(rows, np.float32).reshape(-1, 4)
 
 
-def random_affine(rng, frame_hw, input_hw, scale_range=(0.6, 1.5), flip=True) -> np.ndarray:
-    """A letterbox with random zoom, shift and flip: (2, 3) input = A @ [x, y, 1], continuous coords."""
+def random_affine(rng, frame_hw, input_hw, crop_hw=None, scale_range=(0.7, 1.4), flip=True) -> np.ndarray:
+    """A letterbox with random zoom, shift and flip, then a random crop_hw window of the input:
+    (2, 3) crop = A @ [x, y, 1], continuous coords."""
     (h, w), (H, W) = frame_hw, input_hw
     scale = min(H / h, W / w) * math.exp(rng.uniform(*np.log(scale_range)))
     # Shift anywhere that keeps at least part of the frame in view.
@@ -42,7 +43,9 @@ def random_affine(rng, frame_hw, input_hw, scale_range=(0.6, 1.5), flip=True) ->
     max_dy = abs(h * scale - H) / 2 + 0.15 * H
     cx, cy = W / 2 + rng.uniform(-max_dx, max_dx), H / 2 + rng.uniform(-max_dy, max_dy)
     sx = -scale if flip and rng.random() < 0.5 else scale
-    return np.array([[sx, 0, cx - sx * w / 2], [0, scale, cy - scale * h / 2]], np.float64)
+    crop_h, crop_w = crop_hw or input_hw
+    x0, y0 = rng.uniform(0, W - crop_w), rng.uniform(0, H - crop_h)
+    return np.array([[sx, 0, cx - sx * w / 2 - x0], [0, scale, cy - scale * h / 2 - y0]], np.float64)
 
 
 def warp(frame: np.ndarray, matrix: np.ndarray, input_hw) -> np.ndarray:
@@ -83,20 +86,22 @@ def jitter_colours(rng, image: np.ndarray) -> np.ndarray:
 
 
 def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, np.ndarray]:
-    """One (image, y_true) pair as documented above; rng=None means no augmentation."""
+    """One (image, y_true) pair as documented above: with rng, an augmented training crop of
+    config.train_size; with rng=None, the whole letterboxed input, unaugmented."""
     frame = read_image(sample.path)
     hands = hands_array(sample)
+    size = config.input_size if rng is None else config.train_size
     if rng is None:
         image, box = apply_letterbox(frame, config.input_size)
         hands[:, 0], hands[:, 1] = box.to_input(hands[:, 0], hands[:, 1])
         hands[:, 2] *= math.sqrt(box.scale_x * box.scale_y)
         image = image.astype(np.float32)
     else:
-        matrix = random_affine(rng, frame.shape[:2], config.input_size)
-        image = jitter_colours(rng, warp(frame, matrix, config.input_size))
+        matrix = random_affine(rng, frame.shape[:2], config.input_size, size)
+        image = jitter_colours(rng, warp(frame, matrix, size))
         hands = transform_hands(hands, matrix)
     heatmap, weight = render_targets(
-        hands, config.output_size, config.stride, config.target, config.sigma_scale,
+        hands, (size[0] // config.stride, size[1] // config.stride), config.stride, config.target, config.sigma_scale,
         config.min_sigma, config.ignore_margin,
     )
     return image, np.stack([heatmap, weight], axis=-1)
@@ -107,9 +112,9 @@ def make_dataset(samples: list[Sample], config: Config, training: bool) -> tf.da
     Keras steps_per_epoch); validation: one pass in file order, letterboxed only."""
     if not samples:
         raise ValueError("no samples to build a dataset from")
-    height, width = config.input_size
-    out_h, out_w = config.output_size
     augment = training and config.augment
+    height, width = config.train_size if augment else config.input_size
+    out_h, out_w = height // config.stride, width // config.stride
 
     def load(index, draw):
         rng = np.random.default_rng([config.seed, int(draw)]) if augment else None

@@ -39,6 +39,8 @@ SKIN_TONES = np.array(
 )
 POSES = ("open", "open", "open", "fist", "side", "partial")
 SUPERSAMPLE = 4
+# Bump whenever scenes change, so that train.py regenerates a stale default dataset.
+GENERATOR_VERSION = 2
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,7 +101,7 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
         cv2.imwrite(str(tmp / name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         entries.append({"file": name, "width": size[1], "height": size[0], "hands": hands})
     doc = {"format": "handnet", "version": 1, "labels": ["open", "other"],
-           "generator": {"name": "handnet.synthetic", "seed": seed, "count": count, "size": list(size)},
+           "generator": {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": seed, "count": count, "size": list(size)},
            "images": entries}
     (tmp / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
     if out.exists():
@@ -261,7 +263,7 @@ def _draw_distractor(rng, image, short):
     h, w = image.shape[:2]
     x, y = rng.uniform(0, w), rng.uniform(0, h)
     size = float(np.exp(rng.uniform(np.log(8), np.log(short / 2.5))))
-    kind = rng.choice(["face", "arm", "blob"])
+    kind = rng.choice(["face", "arm"])
     if kind == "face":
         def shape(canvas, point, scale):
             _ellipse(canvas, point(0, 0), (scale(0.62) * 16, scale(0.85) * 16))
@@ -274,17 +276,11 @@ def _draw_distractor(rng, image, short):
             _ellipse(canvas, point(0, -0.75), (scale(0.6) * 16, scale(0.25) * 16))  # hairline
 
         _stamp(rng, image, x, y, size * 0.6, tone, shape, features)
-    elif kind == "arm":
+    else:
         def shape(canvas, point, scale):
             _capsule(canvas, point(0, -1.0), point(0, 1.0), scale(0.3))
 
         _stamp(rng, image, x, y, size, tone, shape)
-    else:
-        def shape(canvas, point, scale):
-            _ellipse(canvas, point(0, 0), (scale(rng_a) * 16, scale(rng_b) * 16))
-
-        rng_a, rng_b = rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.8)
-        _stamp(rng, image, x, y, size * 0.7, tone, shape)
 
 
 def _finish(rng, image) -> np.ndarray:

@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 
@@ -26,14 +28,14 @@ from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import evaluate_model, format_metrics, predict_samples
 from handnet.losses import get_loss
 from handnet.model import build_model
-from handnet.synthetic import generate_dataset
+from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
 
 
 def ensure_synthetic(config: Config, root: Path = SYNTHETIC_DIR) -> Path:
     """The default dataset: generated once, regenerated if its count, size or seed changed."""
-    wanted = {"name": "handnet.synthetic", "seed": config.seed, "count": config.synthetic_count,
+    wanted = {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": config.seed, "count": config.synthetic_count,
               "size": list(config.input_size)}
     index = root / NATIVE_FILE
     if index.is_file():
@@ -69,7 +71,10 @@ def train(config: Config) -> dict:
     """Train, save and evaluate; returns the validation metrics. Raises DatasetError and
     ValueError for bad input before anything is written."""
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config)
+    build_model(config)  # checks the preset and sizes before any data work
+    if config.augment:
+        build_model(dataclasses.replace(config, input_size=config.train_size))
+    model = build_model(config, flexible=True)  # crops in training, whole frames in evaluation
     if not config.data:
         config.data = [str(ensure_synthetic(config))]
     samples = load_samples(config.data, config.labels)
@@ -129,7 +134,5 @@ def save_val_samples(model, samples, config: Config, path: Path, count: int = 6)
         ])
     # Frames differ in size across datasets: bring every tile to the first one's size.
     h, w = rows[0][0].shape[:2]
-    import cv2  # noqa: PLC0415
-
     rows = [[cv2.resize(tile, (w, h)) for tile in row] for row in rows]
     save_grid(path, rows)
