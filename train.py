@@ -23,7 +23,7 @@ HELP = {
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",
     "loss": "mse | bce | weighted_bce | focal | dice | tversky",
-    "crop_size": "training crop HEIGHT WIDTH (default 160 224); give no numbers to train on whole inputs",
+    "crop_size": "training crop HEIGHT WIDTH (default 128 192); give no numbers to train on whole inputs",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",
     "target": "gaussian | disk",
 }

@@ -35,7 +35,7 @@ class Config:
     # model
     preset: str = "fast"
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
-    crop_size: tuple[int, ...] = (160, 224)  # training crops of the letterboxed input, at most
+    crop_size: tuple[int, ...] = (128, 192)  # training crops of the letterboxed input, at most
     # its size; () trains on whole inputs. The network is fully convolutional: smaller crops mean
     # more, cheaper steps.
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
@@ -49,13 +49,14 @@ class Config:
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
-    epochs: int = 45
-    batch_size: int = 16
-    learning_rate: float = 3e-3
+    epochs: int = 60
+    batch_size: int = 8
+    learning_rate: float = 2e-3
     augment: bool = True
     seed: int = 0
     # detection
-    score_threshold: float = 0.4
+    score_threshold: float = 0.4  # train.py replaces it by the best one on training images
+    tune_threshold: bool = True
     match_distance: float = 1.0  # a detection matches a hand within this many radii of its centre
     # bookkeeping
     out: str = ""

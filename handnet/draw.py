@@ -59,8 +59,9 @@ def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike) -> None
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in ("loss", "val_loss"):
-        if key in rows[0]:
-            ax.plot(epochs, [float(r[key]) for r in rows], marker="o", markersize=3, label=key)
+        values = [_number(r.get(key)) for r in rows]
+        if any(v is not None for v in values):  # CSVLogger writes 'NA' where there was no validation
+            ax.plot(epochs, [float("nan") if v is None else v for v in values], marker="o", markersize=3, label=key)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
@@ -69,3 +70,10 @@ def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike) -> None
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _number(text) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None

@@ -35,7 +35,8 @@ def predict_samples(model, samples: list[Sample], config: Config, batch_size: in
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
 
-        chunks = tqdm(chunks, desc="evaluate", unit="batch", file=sys.stdout)
+        chunks = tqdm(chunks, desc="evaluate", unit="batch", file=sys.stdout,
+                      mininterval=0.5 if sys.stdout.isatty() else 15)
     for start in chunks:
         batch = samples[start : start + batch_size]
         frames = [read_image(s.path) for s in batch]
@@ -48,14 +49,25 @@ def predict_samples(model, samples: list[Sample], config: Config, batch_size: in
             yield sample, frame, heatmap, detections
 
 
-def evaluate_model(model, samples: list[Sample], config: Config, threshold: float | None = None,
-                   progress=False) -> dict:
-    threshold = config.score_threshold if threshold is None else threshold
-    per_image = [
+def match_samples(model, samples: list[Sample], config: Config, progress=False) -> list:
+    """match_image results for every sample, detections down to AP_THRESHOLD."""
+    return [
         match_image(detections, sample.hands, frame.shape[:2], config.match_distance)
         for sample, frame, _, detections in predict_samples(model, samples, config, progress=progress)
     ]
-    return evaluate_matches(per_image, threshold)
+
+
+def evaluate_model(model, samples: list[Sample], config: Config, threshold: float | None = None,
+                   progress=False) -> dict:
+    threshold = config.score_threshold if threshold is None else threshold
+    return evaluate_matches(match_samples(model, samples, config, progress), threshold)
+
+
+def best_threshold(per_image: list) -> float:
+    """The score threshold with the highest F1, on a grid of 0.05 steps; ties go to the higher."""
+    grid = np.round(np.arange(0.1, 0.95, 0.05), 2)
+    f1 = [evaluate_matches(per_image, float(t))["f1"] for t in grid]
+    return float(grid[len(grid) - 1 - int(np.argmax(f1[::-1]))])
 
 
 def format_metrics(metrics: dict) -> str:

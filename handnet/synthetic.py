@@ -40,7 +40,7 @@ SKIN_TONES = np.array(
 POSES = ("open", "open", "open", "fist", "side", "partial")
 SUPERSAMPLE = 4
 # Bump whenever scenes change, so that train.py regenerates a stale default dataset.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 4
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,7 +67,7 @@ def generate_scene(seed: int, index: int, size=(240, 320)) -> tuple[np.ndarray, 
     for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
         # Distractors first, so hands may cover them as they would cover a face.
         _draw_distractor(rng, image, short)
-    count = rng.choice([0, 1, 1, 2, 2, 3, 4])
+    count = rng.choice([0, 1, 2, 2, 3, 3, 4, 5])
     for _ in range(50):
         if len(hands) == count:
             break
@@ -93,7 +93,8 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
     if progress:
         from tqdm import tqdm  # noqa: PLC0415
 
-        indices = tqdm(indices, desc=f"synthetic -> {out}", unit="img", file=sys.stdout)
+        indices = tqdm(indices, desc=f"synthetic -> {out}", unit="img", file=sys.stdout,
+                       mininterval=0.5 if sys.stdout.isatty() else 15)
     for index in indices:
         image, hands = generate_scene(seed, index, size)
         name = f"{index:06d}.jpg"
@@ -251,7 +252,8 @@ def _occlude(rng, image, x, y, radius):
     angle = rng.uniform(0, math.pi)
     offset = rng.uniform(-0.2, 0.3) * radius
     cx, cy = x + offset * math.cos(angle), y + offset * math.sin(angle)
-    half_len, half_wid = 2 * radius, rng.uniform(0.3, 0.6) * radius
+    # Short enough never to reach a neighbouring hand (hands keep 0.9 radii sums apart).
+    half_len, half_wid = 1.1 * radius, rng.uniform(0.3, 0.5) * radius
     corners = np.array([[-half_len, -half_wid], [half_len, -half_wid], [half_len, half_wid], [-half_len, half_wid]])
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     poly = (corners @ rot.T + [cx, cy]).astype(np.int32)

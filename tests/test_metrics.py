@@ -48,3 +48,12 @@ def test_average_precision_all_points():
     # TP, FP, TP with 2 hands: recall 0.5 at precision 1, then 1.0 at precision 2/3
     assert average_precision([0.9, 0.8, 0.7], [True, False, True], 2) == pytest.approx(0.5 + 0.5 * 2 / 3)
     assert average_precision([], [], 0) == 0.0
+
+
+def test_best_threshold_picks_the_f1_maximum():
+    from handnet.evaluate import best_threshold
+
+    hands = [Hand(100, 100, 30, "open", "positive"), Hand(250, 60, 30, "open", "positive")]
+    # Both hands score 0.5 or more; a false positive scores 0.35: the best cut lies above 0.35.
+    per_image = [match_image([det(100, 100, 0.9), det(250, 60, 0.5), det(20, 200, 0.35)], hands, FRAME)]
+    assert best_threshold(per_image) == 0.5

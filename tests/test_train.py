@@ -42,6 +42,17 @@ def test_evaluate_cli_prints_and_writes_metrics(tiny_run, tiny_synthetic, tmp_pa
     assert "near" in capsys.readouterr().out
 
 
+def test_several_datasets_get_figures_each(tmp_path, tiny_synthetic, native_dataset):
+    out = tmp_path / "two"
+    args = ["--data", str(tiny_synthetic), str(native_dataset), "--out", str(out), "--val-fraction", "0",
+            "--epochs", "1", "--input-size", "64", "96", "--batch-size", "4"]
+    assert train.main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["evaluated_on"].startswith("training")
+    per_dataset = metrics["per_dataset"]
+    assert [per_dataset[str(d)]["images"] for d in (tiny_synthetic, native_dataset)] == [24, 3]
+
+
 @pytest.mark.parametrize("case,message", [
     ("missing", "dataset folder not found"),
     ("label", "unknown label 'fist'"),
