@@ -32,20 +32,21 @@ HEATMAP_BIAS = -math.log((1 - 0.01) / 0.01)
 def build_model(config: Config, flexible: bool = False) -> keras.Model:
     """The preset's network for config.input_size; flexible=True leaves height and width open
     (None), as training on crops and evaluating on whole frames needs."""
-    if config.preset not in PRESETS:
-        raise ValueError(f"unknown preset '{config.preset}' (choose from {', '.join(PRESETS)})")
-    multiple = SIZE_MULTIPLES[config.preset]
-    if any(v < 2 * multiple for v in config.input_size) or (
-        multiple > PRESET_STRIDES[config.preset] and any(v % multiple for v in config.input_size)
-    ):
-        raise ValueError(
-            f"--input-size {config.input_size[0]} {config.input_size[1]}: preset '{config.preset}' "
-            f"needs both sides multiples of {multiple} and at least {2 * multiple}"
-        )
+    check_size(config.preset, config.input_size, "--input-size")
     model = PRESETS[config.preset]((None, None) if flexible else config.input_size)
     if config.backbone_weights != "none":
         load_backbone_weights(model, config.backbone_weights)
     return model
+
+
+def check_size(preset: str, size, flag: str) -> None:
+    """Raise ValueError unless the preset can take (height, width) inputs of this size."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+    multiple = SIZE_MULTIPLES[preset]
+    if any(v < 2 * multiple for v in size) or (multiple > PRESET_STRIDES[preset] and any(v % multiple for v in size)):
+        raise ValueError(f"{flag} {size[0]} {size[1]}: preset '{preset}' needs both sides multiples of "
+                         f"{multiple} and at least {2 * multiple}")
 
 
 def build_seed(input_size) -> keras.Model:

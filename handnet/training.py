@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import best_threshold, format_metrics, match_samples, predict_samples
 from handnet.metrics import evaluate_matches
 from handnet.losses import get_loss
-from handnet.model import build_model
+from handnet.model import build_model, check_size
 from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
@@ -73,9 +72,9 @@ def train(config: Config) -> dict:
     """Train, save and evaluate; returns the validation metrics. Raises DatasetError and
     ValueError for bad input before anything is written."""
     keras.utils.set_random_seed(config.seed)
-    build_model(config)  # checks the preset and sizes before any data work
+    check_size(config.preset, config.input_size, "--input-size")
     if config.augment:
-        build_model(dataclasses.replace(config, input_size=config.train_size))
+        check_size(config.preset, config.train_size, "--crop-size")
     model = build_model(config, flexible=True)  # crops in training, whole frames in evaluation
     if not config.data:
         config.data = [str(ensure_synthetic(config))]

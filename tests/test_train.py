@@ -82,3 +82,10 @@ def test_infer_stub_says_it_is_coming():
 
     result = subprocess.run([sys.executable, "infer.py"], capture_output=True, text=True, cwd=train.__file__.rsplit("/", 1)[0])
     assert result.returncode == 2 and "not implemented yet" in result.stderr
+
+
+def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
+    args = ["--data", str(tiny_synthetic), "--out", str(tmp_path / "run"), "--crop-size", "40", "90", *TINY]
+    assert train.main(args) == 2
+    assert "--crop-size 40 90: preset 'fast' needs both sides multiples of 16" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
