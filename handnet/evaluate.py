@@ -66,14 +66,15 @@ def evaluate_model(model, samples: list[Sample], config: Config, threshold: floa
 def best_threshold(per_image: list) -> float:
     """The score threshold with the highest F1, on a grid of 0.05 steps; ties go to the higher."""
     grid = np.round(np.arange(0.1, 0.95, 0.05), 2)
-    f1 = [evaluate_matches(per_image, float(t))["f1"] for t in grid]
+    f1 = [evaluate_matches(per_image, float(t))["f1"] or 0.0 for t in grid]
     return float(grid[len(grid) - 1 - int(np.argmax(f1[::-1]))])
 
 
 def format_metrics(metrics: dict) -> str:
     lines = [f"{'':6} {'P':>6} {'R':>6} {'F1':>6} {'AP':>6} {'hands':>6}"]
     for name, m in (("all", metrics), ("near", metrics["near"]), ("far", metrics["far"])):
-        lines.append(f"{name:6} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['ap']:6.3f} {m['hands']:6d}")
+        figures = " ".join("     -" if m[k] is None else f"{m[k]:6.3f}" for k in ("precision", "recall", "f1", "ap"))
+        lines.append(f"{name:6} {figures} {m['hands']:6d}")
     lines.append(f"(score threshold {metrics['threshold']:g}, {metrics['images']} images)")
     return "\n".join(lines)
 

@@ -62,13 +62,18 @@ def average_precision(scores, is_tp, num_truths: int) -> float:
 
 
 def summarise(counted, truths, threshold: float) -> dict:
-    """Precision, recall, F1 at `threshold`, and AP over every score, from match_image results."""
+    """Precision, recall, F1 at `threshold`, and AP over every score, from match_image results.
+    Without positive hands recall, F1 and AP are None, and precision too unless something was
+    detected (then it is 0)."""
     above = [(s, tp) for s, tp, _ in counted if s >= threshold]
     tp = sum(1 for _, t in above if t)
     fp = len(above) - tp
     hits = sum(1 for _, score in truths if score is not None and score >= threshold)
-    precision = tp / (tp + fp) if tp + fp else (1.0 if not truths else 0.0)
-    recall = hits / len(truths) if truths else 1.0
+    if not truths:  # nothing to find: only the false positives say anything
+        return {"precision": None if not above else 0.0, "recall": None, "f1": None, "ap": None,
+                "hands": 0, "true_positives": 0, "false_positives": fp}
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = hits / len(truths)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     ap = average_precision([s for s, _, _ in counted], [t for _, t, _ in counted], len(truths))
     return {"precision": precision, "recall": recall, "f1": f1, "ap": ap,

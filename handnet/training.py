@@ -127,8 +127,9 @@ def train(config: Config) -> dict:
     save_val_samples(model, evaluated, config, run / "val_samples.png")
     print(format_metrics(metrics))
     for root, figures in metrics.get("per_dataset", {}).items():
-        print(f"{root}: P {figures['precision']:.3f} R {figures['recall']:.3f} F1 {figures['f1']:.3f} "
-              f"AP {figures['ap']:.3f} ({figures['images']} images, {figures['hands']} hands)")
+        values = " ".join(f"{key} {'-' if figures[k] is None else format(figures[k], '.3f')}"
+                          for key, k in (("P", "precision"), ("R", "recall"), ("F1", "f1"), ("AP", "ap")))
+        print(f"{root}: {values} ({figures['images']} images, {figures['hands']} hands)")
     print(f"run folder: {run}")
     return metrics
 

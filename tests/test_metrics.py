@@ -57,3 +57,11 @@ def test_best_threshold_picks_the_f1_maximum():
     # Both hands score 0.5 or more; a false positive scores 0.35: the best cut lies above 0.35.
     per_image = [match_image([det(100, 100, 0.9), det(250, 60, 0.5), det(20, 200, 0.35)], hands, FRAME)]
     assert best_threshold(per_image) == 0.5
+
+
+def test_a_bucket_without_hands_reports_no_figures():
+    hands = [Hand(100, 100, 60, "open", "positive")]  # near only
+    result = evaluate_matches([match_image([det(100, 100, 0.9, 60)], hands, FRAME)], 0.5)
+    assert result["near"]["f1"] == 1.0
+    assert result["far"]["hands"] == 0 and result["far"]["recall"] is None and result["far"]["f1"] is None
+    assert result["far"]["precision"] is None  # nothing was detected there either
