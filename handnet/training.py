@@ -90,7 +90,7 @@ def train(config: Config) -> dict:
         config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
         warmup_steps=min(steps, steps * config.epochs // 10),
     )
-    # Several steps per call: on a 2-core CPU Keras' per-step overhead is a fifth of a small step.
+    # Several steps per call cut Keras' per-step Python overhead, large next to a small CPU step.
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config), steps_per_execution=4)
     history_csv = run / "history.csv"
     started = time.time()
