@@ -67,6 +67,7 @@ class Config:
             raise ValueError(f"unknown preset '{self.preset}' (choose from {', '.join(PRESET_STRIDES)})")
         self.input_size = tuple(int(v) for v in self.input_size or PRESET_INPUT_SIZES[self.preset])
         self.crop_size = tuple(int(v) for v in self.crop_size)
+        self.data = [str(d) for d in self.data]
         if len(self.input_size) != 2:
             raise ValueError(f"input_size must be (height, width), got {self.input_size}")
         if self.crop_size and len(self.crop_size) != 2:
@@ -78,18 +79,19 @@ class Config:
         if not self.crop_size:
             return self.input_size
         return min(self.crop_size[0], self.input_size[0]), min(self.crop_size[1], self.input_size[1])
-        self.data = [str(d) for d in self.data]
 
     @property
     def stride(self) -> int:
         return PRESET_STRIDES[self.preset]
 
+    def heatmap_size(self, size) -> tuple[int, int]:
+        """(height, width) of the heatmap for an input of `size`: every preset floors at each of
+        its 2x poolings."""
+        return size[0] // self.stride, size[1] // self.stride
+
     @property
     def output_size(self) -> tuple[int, int]:
-        """(height, width) of the heatmap: every preset floors at each of its 2x poolings."""
-        h, w = self.input_size
-        s = self.stride
-        return h // s, w // s
+        return self.heatmap_size(self.input_size)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -101,7 +101,7 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
         image = jitter_colours(rng, warp(frame, matrix, size))
         hands = transform_hands(hands, matrix)
     heatmap, weight = render_targets(
-        hands, (size[0] // config.stride, size[1] // config.stride), config.stride, config.target, config.sigma_scale,
+        hands, config.heatmap_size(size), config.stride, config.target, config.sigma_scale,
         config.min_sigma, config.ignore_margin,
     )
     return image, np.stack([heatmap, weight], axis=-1)
@@ -114,7 +114,7 @@ def make_dataset(samples: list[Sample], config: Config, training: bool) -> tf.da
         raise ValueError("no samples to build a dataset from")
     augment = training and config.augment
     height, width = config.train_size if augment else config.input_size
-    out_h, out_w = height // config.stride, width // config.stride
+    out_h, out_w = config.heatmap_size((height, width))
 
     def load(index, draw):
         rng = np.random.default_rng([config.seed, int(draw)]) if augment else None

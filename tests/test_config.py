@@ -28,3 +28,19 @@ def test_preset_defaults_and_output_size():
     assert Config(preset="seed").output_size == (30, 53)
     with pytest.raises(ValueError, match="unknown preset"):
         Config(preset="huge")
+
+
+def test_data_paths_are_stored_as_strings(tmp_path):
+    from pathlib import Path
+
+    config = Config(data=[Path("datasets/mine")])
+    assert config.data == ["datasets/mine"]
+    config.save(tmp_path / "config.json")  # a Path would not serialise
+    assert Config.load(tmp_path / "config.json").data == ["datasets/mine"]
+
+
+def test_train_size_is_the_crop_within_the_input():
+    assert Config().train_size == (128, 192)
+    assert Config(input_size=(64, 96)).train_size == (64, 96)
+    assert Config(crop_size=()).train_size == (240, 320)
+    assert Config().heatmap_size((128, 192)) == (16, 24)
