@@ -31,11 +31,12 @@ class Config:
     labels: str = DEFAULT_LABELS
     val_fraction: float = 0.2
     group_size: int = 16  # consecutive files kept on one side of the train/val split
-    synthetic_count: int = 1600
+    synthetic_count: int = 3200
     # model
     preset: str = "fast"
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
-    crop_size: tuple[int, ...] = (128, 192)  # training crops of the letterboxed input, at most
+    focus_crops: float = 0.0  # share of training crops placed around a random positive hand
+    crop_size: tuple[int, ...] = ()  # training crops of the letterboxed input, at most
     # its size; () trains on whole inputs. The network is fully convolutional: smaller crops mean
     # more, cheaper steps.
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
@@ -49,7 +50,7 @@ class Config:
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
-    epochs: int = 60
+    epochs: int = 7
     batch_size: int = 8
     learning_rate: float = 2e-3
     augment: bool = True

@@ -33,9 +33,11 @@ def hands_array(sample: Sample) -> np.ndarray:
     return np.asarray(rows, np.float32).reshape(-1, 4)
 
 
-def random_affine(rng, frame_hw, input_hw, crop_hw=None, scale_range=(0.7, 1.4), flip=True) -> np.ndarray:
+def random_affine(rng, frame_hw, input_hw, crop_hw=None, scale_range=(0.7, 1.4), flip=True,
+                  focus=None) -> np.ndarray:
     """A letterbox with random zoom, shift and flip, then a random crop_hw window of the input:
-    (2, 3) crop = A @ [x, y, 1], continuous coords."""
+    (2, 3) crop = A @ [x, y, 1], continuous coords. focus: an (x, y) frame point the crop window
+    must hold, somewhere inside its middle 70%, instead of a window anywhere in the input."""
     (h, w), (H, W) = frame_hw, input_hw
     scale = min(H / h, W / w) * math.exp(rng.uniform(*np.log(scale_range)))
     # Shift anywhere that keeps at least part of the frame in view.
@@ -44,8 +46,13 @@ def random_affine(rng, frame_hw, input_hw, crop_hw=None, scale_range=(0.7, 1.4),
     cx, cy = W / 2 + rng.uniform(-max_dx, max_dx), H / 2 + rng.uniform(-max_dy, max_dy)
     sx = -scale if flip and rng.random() < 0.5 else scale
     crop_h, crop_w = crop_hw or input_hw
-    x0, y0 = rng.uniform(0, W - crop_w), rng.uniform(0, H - crop_h)
-    return np.array([[sx, 0, cx - sx * w / 2 - x0], [0, scale, cy - scale * h / 2 - y0]], np.float64)
+    tx, ty = cx - sx * w / 2, cy - scale * h / 2
+    if focus is None:
+        x0, y0 = rng.uniform(0, W - crop_w), rng.uniform(0, H - crop_h)
+    else:
+        x0 = sx * focus[0] + tx - rng.uniform(0.15, 0.85) * crop_w
+        y0 = scale * focus[1] + ty - rng.uniform(0.15, 0.85) * crop_h
+    return np.array([[sx, 0, tx - x0], [0, scale, ty - y0]], np.float64)
 
 
 def warp(frame: np.ndarray, matrix: np.ndarray, input_hw) -> np.ndarray:
@@ -97,7 +104,13 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
         hands[:, 2] *= math.sqrt(box.scale_x * box.scale_y)
         image = image.astype(np.float32)
     else:
-        matrix = random_affine(rng, frame.shape[:2], config.input_size, size)
+        # Hand-centred crops: a random crop holds a positive hand only now and then, and those
+        # are what the focal loss learns from.
+        positives = hands[hands[:, 3] == ROLE_CODES["positive"]]
+        focus = None
+        if len(positives) and config.focus_crops > 0 and rng.random() < config.focus_crops:
+            focus = positives[rng.integers(len(positives)), :2]
+        matrix = random_affine(rng, frame.shape[:2], config.input_size, size, focus=focus)
         image = jitter_colours(rng, warp(frame, matrix, size))
         hands = transform_hands(hands, matrix)
     heatmap, weight = render_targets(

@@ -66,6 +66,22 @@ def focal(alpha: float = 2.0, beta: float = 4.0):
     return focal
 
 
+def quality_focal(beta: float = 2.0):
+    """Quality focal loss (Generalized Focal Loss, Li et al. 2020): BCE against the soft target
+    at every pixel, scaled by |target - pred|^beta, divided by the number of positive peaks.
+    Unlike the CenterNet focal loss, every pixel of a hand's blob pulls its score towards the
+    blob's value, so each hand gives many positive signals instead of one."""
+
+    def quality_focal(y_true, y_pred):
+        target, weight, pred = _unpack(y_true, y_pred)
+        bce_values = -(target * ops.log(pred) + (1 - target) * ops.log(1 - pred))
+        values = ops.power(ops.abs(target - pred), beta) * bce_values
+        num_pos = ops.sum(ops.cast(target >= 1.0, "float32") * weight)
+        return ops.sum(values * weight) / ops.maximum(num_pos, 1.0)
+
+    return quality_focal
+
+
 def tversky(fp_weight: float = 0.3, fn_weight: float = 0.7, smooth: float = 1.0):
     """1 - Tversky index over the batch; fp_weight = fn_weight = 0.5 is the Dice loss."""
 
@@ -79,7 +95,7 @@ def tversky(fp_weight: float = 0.3, fn_weight: float = 0.7, smooth: float = 1.0)
     return tversky
 
 
-LOSSES = ("mse", "bce", "weighted_bce", "focal", "dice", "tversky")
+LOSSES = ("mse", "bce", "weighted_bce", "focal", "quality_focal", "dice", "tversky")
 
 
 def get_loss(config: Config):
@@ -89,6 +105,7 @@ def get_loss(config: Config):
         "bce": lambda: bce,
         "weighted_bce": lambda: weighted_bce(config.pos_weight),
         "focal": lambda: focal(),
+        "quality_focal": lambda: quality_focal(),
         "dice": lambda: tversky(0.5, 0.5),
         "tversky": lambda: tversky(config.fp_weight, config.fn_weight),
     }

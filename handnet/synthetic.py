@@ -1,6 +1,6 @@
 """The procedural hand dataset: handnet's default training data and the tests' fixture.
 
-    python -m handnet.synthetic --out datasets/synthetic --count 1600
+    python -m handnet.synthetic --out datasets/synthetic --count 3200
     python -m handnet.synthetic --out /tmp/tiny --count 8 --size 64 96
 
 Each scene is a crop of a real photograph shipped with scikit-image, with skin-coloured
@@ -309,7 +309,7 @@ def _finish(rng, image) -> np.ndarray:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="dataset folder to (re)create")
-    parser.add_argument("--count", type=int, default=1600)
+    parser.add_argument("--count", type=int, default=3200)
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("HEIGHT", "WIDTH"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

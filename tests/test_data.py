@@ -36,6 +36,17 @@ def test_augmented_targets_follow_the_image(tmp_path):
     assert checked >= 5
 
 
+def test_focus_crops_always_hold_the_hand(tmp_path):
+    (sample,) = _dot_dataset(tmp_path)
+    focused = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=1.0)
+    anywhere = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=0.0)
+    peaks = {name: sum(make_example(sample, config, np.random.default_rng(seed))[1][..., 0].max() == 1.0
+                       for seed in range(40))
+             for name, config in (("focused", focused), ("anywhere", anywhere))}
+    assert peaks["focused"] == 40, "a focused crop lost its hand"
+    assert peaks["anywhere"] < 30, "random crops should often miss a hand in a third of the frame"
+
+
 def test_validation_examples_are_letterboxed_without_augmentation(tmp_path):
     (sample,) = _dot_dataset(tmp_path)
     image, y_true = make_example(sample, Config(input_size=(64, 96)))

@@ -37,11 +37,14 @@ def reference(name, y_true, y_pred, config):
                 num_pos += w
             else:
                 total += w * -np.log(1 - p) * p**ALPHA * (1 - t) ** BETA
+        elif name == "quality_focal":
+            total += w * abs(t - p) ** 2 * -(t * np.log(p) + (1 - t) * np.log(1 - p))
+            num_pos += w * (t == 1.0)
         tp += w * p * t
         fp += w * p * (1 - t)
         fn += w * (1 - p) * t
         weights += w
-    if name == "focal":
+    if name in ("focal", "quality_focal"):
         return total / max(num_pos, 1)
     if name in ("dice", "tversky"):
         a, b = (0.5, 0.5) if name == "dice" else (config.fp_weight, config.fn_weight)
