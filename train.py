@@ -55,9 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # per-epoch lines show up in logs as they happen
-    args = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
     dry_run = args.pop("dry_run")
-    config = Config(**args)
+    try:
+        config = Config(**args)
+    except ValueError as err:
+        parser.error(str(err))  # one line and exit status 2, like any other bad flag
     if not config.out:
         config.out = f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
 

@@ -73,6 +73,8 @@ class Config:
             raise ValueError(f"input_size must be (height, width), got {self.input_size}")
         if self.crop_size and len(self.crop_size) != 2:
             raise ValueError(f"crop_size must be (height, width) or (), got {self.crop_size}")
+        if not 0 <= self.focus_crops <= 1:
+            raise ValueError(f"focus_crops must be a share between 0 and 1, got {self.focus_crops}")
 
     @property
     def train_size(self) -> tuple[int, int]:

@@ -44,3 +44,8 @@ def test_train_size_is_the_crop_within_the_input():
     assert Config(crop_size=(128, 192)).train_size == (128, 192)
     assert Config(input_size=(64, 96), crop_size=(128, 192)).train_size == (64, 96)
     assert Config().heatmap_size((128, 192)) == (16, 24)
+
+
+def test_focus_crops_must_be_a_share():
+    with pytest.raises(ValueError, match="focus_crops must be a share between 0 and 1, got 1.5"):
+        Config(focus_crops=1.5)

@@ -89,3 +89,16 @@ def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
     assert train.main(args) == 2
     assert "--crop-size 40 90: preset 'fast' needs both sides multiples of 16" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--preset", "tiny"], "unknown preset 'tiny'"),
+    (["--focus-crops", "1.5"], "focus_crops must be a share between 0 and 1"),
+])
+def test_bad_settings_are_one_line_errors(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*flags, "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: {message}" in last_line, last_line
+    assert not (tmp_path / "run").exists()
