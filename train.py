@@ -23,8 +23,8 @@ HELP = {
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",
     "loss": "mse | bce | weighted_bce | focal | quality_focal | dice | tversky",
-    "crop_size": "train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
-    "focus_crops": "share of training crops centred near a random open hand (with --crop-size)",
+    "crop_size": "with --augment, train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
+    "focus_crops": "share of training crops centred near a random open hand (with --augment --crop-size)",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",
     "target": "gaussian | disk",
 }

@@ -35,10 +35,10 @@ class Config:
     # model
     preset: str = "fast"
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
-    focus_crops: float = 0.0  # share of training crops placed around a random positive hand
     crop_size: tuple[int, ...] = ()  # training crops of the letterboxed input, at most
     # its size; () trains on whole inputs. The network is fully convolutional: smaller crops mean
     # more, cheaper steps.
+    focus_crops: float = 0.0  # share of training crops placed around a random positive hand
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
     # targets
     target: str = "gaussian"  # gaussian | disk
@@ -53,7 +53,7 @@ class Config:
     epochs: int = 7
     batch_size: int = 8
     learning_rate: float = 2e-3
-    augment: bool = True
+    augment: bool = False  # the synthetic set varies every scene already; real data wants --augment
     seed: int = 0
     # detection
     score_threshold: float = 0.4  # train.py replaces it by the best one on training images
@@ -75,6 +75,8 @@ class Config:
             raise ValueError(f"crop_size must be (height, width) or (), got {self.crop_size}")
         if not 0 <= self.focus_crops <= 1:
             raise ValueError(f"focus_crops must be a share between 0 and 1, got {self.focus_crops}")
+        if (self.crop_size or self.focus_crops) and not self.augment:
+            raise ValueError("crop_size and focus_crops place random crops, so they need augment (--augment)")
 
     @property
     def train_size(self) -> tuple[int, int]:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from handnet.annotations import NATIVE_FILE
+from handnet.config import Config
 
 BACKGROUNDS = (
     "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png",
@@ -309,7 +310,7 @@ def _finish(rng, image) -> np.ndarray:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="dataset folder to (re)create")
-    parser.add_argument("--count", type=int, default=3200)
+    parser.add_argument("--count", type=int, default=Config.synthetic_count)
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("HEIGHT", "WIDTH"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

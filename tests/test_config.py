@@ -41,8 +41,8 @@ def test_data_paths_are_stored_as_strings(tmp_path):
 
 def test_train_size_is_the_crop_within_the_input():
     assert Config().train_size == (240, 320)  # no crop: whole inputs
-    assert Config(crop_size=(128, 192)).train_size == (128, 192)
-    assert Config(input_size=(64, 96), crop_size=(128, 192)).train_size == (64, 96)
+    assert Config(crop_size=(128, 192), augment=True).train_size == (128, 192)
+    assert Config(input_size=(64, 96), crop_size=(128, 192), augment=True).train_size == (64, 96)
     assert Config().heatmap_size((128, 192)) == (16, 24)
 
 

@@ -38,8 +38,8 @@ def test_augmented_targets_follow_the_image(tmp_path):
 
 def test_focus_crops_always_hold_the_hand(tmp_path):
     (sample,) = _dot_dataset(tmp_path)
-    focused = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=1.0)
-    anywhere = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=0.0)
+    focused = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=1.0, augment=True)
+    anywhere = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=0.0, augment=True)
     peaks = {name: sum(make_example(sample, config, np.random.default_rng(seed))[1][..., 0].max() == 1.0
                        for seed in range(40))
              for name, config in (("focused", focused), ("anywhere", anywhere))}
@@ -57,7 +57,7 @@ def test_validation_examples_are_letterboxed_without_augmentation(tmp_path):
 
 def test_dataset_batches_and_streams(tiny_synthetic):
     samples = load_samples(tiny_synthetic, "open=positive,other=ignore")
-    config = Config(input_size=(64, 96), batch_size=4)
+    config = Config(input_size=(64, 96), batch_size=4, augment=True)
     images, y_true = next(iter(make_dataset(samples, config, training=True)))
     assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 2)
     assert 0 <= float(np.min(images)) and float(np.max(images)) <= 255

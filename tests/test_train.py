@@ -85,7 +85,7 @@ def test_infer_stub_says_it_is_coming():
 
 
 def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
-    args = ["--data", str(tiny_synthetic), "--out", str(tmp_path / "run"), "--crop-size", "40", "90", *TINY]
+    args = ["--data", str(tiny_synthetic), "--out", str(tmp_path / "run"), "--augment", "--crop-size", "40", "90", *TINY]
     assert train.main(args) == 2
     assert "--crop-size 40 90: preset 'fast' needs both sides multiples of 16" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -94,6 +94,7 @@ def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--preset", "tiny"], "unknown preset 'tiny'"),
     (["--focus-crops", "1.5"], "focus_crops must be a share between 0 and 1"),
+    (["--crop-size", "64", "96"], "crop_size and focus_crops place random crops, so they need augment"),
 ])
 def test_bad_settings_are_one_line_errors(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
