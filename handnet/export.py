@@ -1,0 +1,189 @@
+"""Keras model -> self-describing .tflite, for games, phones and boards.
+
+    python -m handnet.export --model runs/fast/model.keras --mode int8
+    python -m handnet.export --model runs/fast/model.keras --mode qat --qat-epochs 2 --out hands.tflite
+
+Modes:
+- fp32: the float network as it is.
+- fp16: float16 weights (half the file), float arithmetic.
+- dynamic: int8 weights, float activations (dynamic-range quantization).
+- int8: full-integer post-training quantization; a representative set of training frames (hand-free
+  ones included) calibrates every activation. Input is uint8 BGR pixels, output a uint8 heatmap.
+- qat: quantization-aware fine-tuning (tensorflow-model-optimization), then int8 as above.
+
+Every file carries a JSON record under the TFLite metadata name `handnet` (input size and pixel
+format, stride, label, score threshold, preset, mode, versions), so one file is the whole
+deliverable; handnet.runtime reads it without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from handnet import __version__
+from handnet.config import Config
+
+MODES = ("fp32", "fp16", "dynamic", "int8", "qat")
+METADATA_NAME = "handnet"
+METADATA_VERSION = 1
+REPRESENTATIVE_FRAMES = 200
+
+
+def model_metadata(config: Config, mode: str, label: str) -> dict:
+    """What a game needs to use the file; handnet.runtime.ModelInfo reads it back."""
+    return {
+        "format": "handnet-tflite",
+        "metadata_version": METADATA_VERSION,
+        "handnet_version": __version__,
+        "preset": config.preset,
+        "mode": mode,
+        "input": {"height": config.input_size[0], "width": config.input_size[1], "channels": 3,
+                  "color": "BGR", "range": [0, 255], "resize": "letterbox", "pad_value": 0},
+        "output": {"name": "heatmap", "stride": config.stride, "activation": "sigmoid"},
+        "labels": [label],
+        "score_threshold": config.score_threshold,
+        "sigma_scale": config.sigma_scale,
+        "min_sigma": config.min_sigma,
+        "config": json.loads(config.to_json()),
+    }
+
+
+def representative_frames(config: Config, count: int = REPRESENTATIVE_FRAMES) -> list[np.ndarray]:
+    """Letterboxed training frames, spread over the set, as (H, W, 3) float32 BGR; frames without
+    hands come along as they fall, so the calibration sees empty scenes too."""
+    from handnet.annotations import load_samples, read_image, split_samples  # noqa: PLC0415
+    from handnet.letterbox import apply_letterbox  # noqa: PLC0415
+
+    samples = load_samples(config.data, config.labels)
+    train_samples, _ = split_samples(samples, config.val_fraction, config.group_size, config.seed)
+    train_samples = train_samples or samples
+    picked = train_samples[:: max(1, len(train_samples) // count)][:count]
+    return [apply_letterbox(read_image(s.path), config.input_size)[0].astype(np.float32) for s in picked]
+
+
+def fixed_size_model(model, config: Config):
+    """The same network with its input fixed at config.input_size (TFLite wants static shapes)."""
+    from handnet.model import build_model  # noqa: PLC0415
+
+    fixed = build_model(Config(**{**json.loads(config.to_json()), "backbone_weights": "none"}))
+    fixed.set_weights(model.get_weights())
+    return fixed
+
+
+def convert(model, config: Config, mode: str, frames: list[np.ndarray] | None = None) -> bytes:
+    """A fixed-size Keras model (fixed_size_model) -> TFLite bytes, builtin ops only. frames: the
+    representative set, needed by int8 (qat models pass theirs too)."""
+    import tempfile  # noqa: PLC0415
+
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
+    if mode in ("int8", "qat") and not frames:
+        raise ValueError(f"mode {mode} needs representative frames")
+    height, width = config.input_size
+    # Keras 3 -> SavedModel -> converter, the route Keras' own LiteRT export takes (it freezes the
+    # weights); done by hand so that only builtin ops are allowed (no Flex ops in a game).
+    with tempfile.TemporaryDirectory() as saved:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda image: model(image, training=False),
+                             input_signature=[tf.TensorSpec((1, height, width, 3), tf.float32, name="image")])
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        _configure(converter, mode, frames)
+        return converter.convert()
+
+
+def _configure(converter, mode: str, frames) -> None:
+    import tensorflow as tf  # noqa: PLC0415
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode in ("int8", "qat"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([frame[None]] for frame in frames)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # Camera pixels are uint8 already, and a sigmoid heatmap fits uint8's 1/256 steps.
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+
+
+def embed_metadata(tflite: bytes, metadata: dict) -> bytes:
+    """Add (or replace) the `handnet` JSON record in a TFLite flatbuffer's metadata table."""
+    from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415
+    from ai_edge_litert.tools import flatbuffer_utils  # noqa: PLC0415
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(metadata).encode(), np.uint8)
+    model.buffers.append(buffer)
+    record = schema.MetadataT()
+    record.name, record.buffer = METADATA_NAME, len(model.buffers) - 1
+    model.metadata.append(record)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def export_model(model, config: Config, mode: str, out: str | os.PathLike, frames=None,
+                 qat_epochs: int = 1, progress: bool = True) -> Path:
+    """Convert, embed the metadata and write `out` atomically. For int8 and qat, frames defaults
+    to representative_frames(config)."""
+    from handnet.evaluate import detection_label  # noqa: PLC0415
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
+    out = Path(out)
+    if mode in ("int8", "qat") and frames is None:
+        frames = representative_frames(config)
+    fixed = fixed_size_model(model, config)
+    if mode == "qat":
+        from handnet.qat import quantization_aware_finetune  # noqa: PLC0415
+
+        fixed = quantization_aware_finetune(fixed, config, epochs=qat_epochs, progress=progress)
+    tflite = embed_metadata(convert(fixed, config, mode, frames), model_metadata(config, mode, detection_label(config)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_bytes(tflite)
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a run's model.keras (config.json beside it)")
+    parser.add_argument("--mode", choices=MODES, default="int8")
+    parser.add_argument("--out", help="output .tflite (default: model-<mode>.tflite beside the model)")
+    parser.add_argument("--data", nargs="+", help="representative / fine-tuning data (default: the run's)")
+    parser.add_argument("--qat-epochs", type=int, default=1, help="qat: epochs of quantization-aware fine-tuning")
+    args = parser.parse_args(argv)
+
+    from handnet.annotations import DatasetError  # noqa: PLC0415
+    from handnet.evaluate import load_model  # noqa: PLC0415
+
+    try:
+        model, config = load_model(args.model)
+        if args.data:
+            config.data = [str(d) for d in args.data]
+        out = args.out or Path(args.model).parent / f"model-{args.mode}.tflite"
+        path = export_model(model, config, args.mode, out, qat_epochs=args.qat_epochs)
+    except (DatasetError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {args.mode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

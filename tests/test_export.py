@@ -1,0 +1,165 @@
+"""handnet.export and handnet.runtime: every mode agrees with Keras, the file describes itself,
+the runtime needs no TensorFlow, and bad files or frames get clear errors."""
+
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from handnet.config import Config
+from handnet.export import convert, export_model, fixed_size_model
+from handnet.model import build_model
+from handnet.peaks import detect_hands
+from handnet.letterbox import apply_letterbox
+from handnet.runtime import HandDetector, read_model_info
+from handnet.targets import render_targets
+
+SIZE = (64, 96)
+# Largest heatmap difference allowed against Keras fp32, per mode (heatmap values are in [0, 1]).
+TOLERANCE = {"fp32": 1e-4, "fp16": 0.02, "dynamic": 0.08, "int8": 0.08}
+
+
+def disk_scene(rng, height=SIZE[0], width=SIZE[1]):
+    """A noisy dark frame with 1-2 bright disks, and their hands as [x, y, radius, role]."""
+    image = rng.integers(0, 60, (height, width, 3)).astype(np.uint8)
+    hands = []
+    for _ in range(rng.integers(1, 3)):
+        r = rng.uniform(5, 10)
+        x, y = rng.uniform(r, width - r), rng.uniform(r, height - r)
+        if all(np.hypot(x - a, y - b) > 3 * r for a, b, _, _ in hands):
+            cv2.circle(image, (int(x), int(y)), int(r), (220, 230, 240), -1)
+            hands.append((x, y, r, 1))
+    return image, np.array(hands, np.float32)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A tiny fast model that has learned to light up bright disks, its config, and frames."""
+    config = Config(input_size=SIZE, data=[str(tmp_path_factory.mktemp("unused"))], score_threshold=0.5)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    images, targets = [], []
+    for _ in range(96):
+        image, hands = disk_scene(rng)
+        heat, weight = render_targets(hands, config.output_size, config.stride, "gaussian",
+                                      config.sigma_scale, config.min_sigma, config.ignore_margin)
+        images.append(image.astype(np.float32))
+        targets.append(np.stack([heat, weight], -1))
+    model = build_model(config)
+    model.compile(keras.optimizers.Adam(3e-3), loss=keras.losses.BinaryCrossentropy())
+    model.fit(np.stack(images), np.stack(targets)[..., :1], batch_size=8, epochs=25, verbose=0)
+    frames = [disk_scene(rng)[0] for _ in range(6)]
+    return model, config, frames
+
+
+def keras_heatmap(model, frame):
+    return keras.ops.convert_to_numpy(model(frame[None].astype(np.float32), training=False))[0, ..., 0]
+
+
+@pytest.fixture(scope="module")
+def exported(toy, tmp_path_factory):
+    model, config, frames = toy
+    folder = tmp_path_factory.mktemp("tflite")
+    calibration = [f.astype(np.float32) for f in frames]
+    return {mode: export_model(model, config, mode, folder / f"{mode}.tflite", frames=calibration)
+            for mode in TOLERANCE}
+
+
+def test_the_toy_model_has_learned_peaks(toy):
+    model, config, frames = toy
+    assert max(keras_heatmap(model, f).max() for f in frames) > 0.7
+
+
+@pytest.mark.parametrize("mode", list(TOLERANCE))
+def test_every_mode_agrees_with_keras(toy, exported, mode):
+    model, config, frames = toy
+    detector = HandDetector(exported[mode], num_threads=1)
+    assert detector.info.mode == mode
+    for frame in frames:
+        expected = keras_heatmap(model, frame)
+        heatmap, _ = detector.heatmap(frame)
+        assert heatmap.shape == expected.shape
+        assert np.abs(heatmap - expected).max() <= TOLERANCE[mode], mode
+        # Quantized heatmaps must keep their peaks, not only their argmax.
+        assert heatmap.max() == pytest.approx(expected.max(), abs=TOLERANCE[mode])
+        box = apply_letterbox(frame, SIZE)[1]
+        want = detect_hands(expected, box, "open", config.score_threshold, config.stride,
+                            config.sigma_scale, config.min_sigma)
+        got = detector.detect(frame)
+        assert len(got) == len(want), mode
+        for a, b in zip(sorted(got, key=lambda d: d.x), sorted(want, key=lambda d: d.x)):
+            assert abs(a.x - b.x) <= 2 and abs(a.y - b.y) <= 2 and abs(a.score - b.score) <= TOLERANCE[mode]
+
+
+def test_int8_takes_uint8_pixels_and_is_smaller(exported):
+    int8, fp32 = HandDetector(exported["int8"]), HandDetector(exported["fp32"])
+    assert int8.input_dtype == np.uint8 and fp32.input_dtype == np.float32
+    assert exported["int8"].stat().st_size < 0.5 * exported["fp32"].stat().st_size
+
+
+def test_the_file_describes_itself(toy, exported):
+    _, config, _ = toy
+    info = read_model_info(exported["int8"])
+    assert info.input_size == SIZE and info.stride == config.stride and info.preset == "fast"
+    assert info.labels == ("open",) and info.score_threshold == 0.5 and info.mode == "int8"
+    assert info.raw["input"]["color"] == "BGR" and info.raw["config"]["input_size"] == list(SIZE)
+
+
+def test_frames_of_any_size_come_back_in_their_own_pixels(toy, exported):
+    model, config, frames = toy
+    detector = HandDetector(exported["fp32"])
+    frame = frames[0]
+    small = detector.detect(frame)
+    assert small, "the toy frame should hold a detected disk"
+    big = detector.detect(cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
+    assert len(big) == len(small)
+    for a, b in zip(sorted(big, key=lambda d: d.x), sorted(small, key=lambda d: d.x)):
+        assert abs(a.x - 2 * b.x) <= 3 and abs(a.y - 2 * b.y) <= 3
+
+
+def test_threads_and_threshold_options(exported):
+    assert HandDetector(exported["int8"], num_threads=2, score_threshold=0.99).score_threshold == 0.99
+    assert HandDetector(exported["int8"]).score_threshold == 0.5
+
+
+def test_runtime_imports_neither_tensorflow_nor_keras():
+    code = ("import sys, handnet.runtime; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_bad_files_get_clear_errors(toy, tmp_path):
+    model, config, frames = toy
+    with pytest.raises(FileNotFoundError, match="not found"):
+        HandDetector(tmp_path / "missing.tflite")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"this is not a model at all")
+    with pytest.raises(ValueError, match="not a TFLite model"):
+        HandDetector(junk)
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(convert(fixed_size_model(model, config), config, "fp32"))
+    with pytest.raises(ValueError, match="no handnet metadata"):
+        HandDetector(bare)
+
+
+@pytest.mark.parametrize("frame, message", [
+    ([[0, 0, 0]], "numpy array"),
+    (np.zeros((10, 10), np.uint8), r"\(H, W, 3\)"),
+    (np.zeros((10, 10, 4), np.uint8), r"\(H, W, 3\)"),
+    (np.zeros((10, 10, 3), np.float32), "uint8"),
+])
+def test_bad_frames_get_clear_errors(exported, frame, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        HandDetector(exported["int8"]).detect(frame)
+
+
+def test_unknown_mode_is_refused(toy, tmp_path):
+    model, config, _ = toy
+    with pytest.raises(ValueError, match="unknown mode"):
+        export_model(model, config, "int4", tmp_path / "x.tflite")
+    assert not list(tmp_path.iterdir())
