@@ -27,6 +27,7 @@ HELP = {
     "focus_crops": "share of training crops centred near a random open hand (with --augment --crop-size)",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",
     "target": "gaussian | disk",
+    "export": "write runs/<name>/model-int8.tflite for handnet.runtime at the end (--no-export skips it)",
 }
 SKIP = {"version"}
 

@@ -59,6 +59,8 @@ class Config:
     score_threshold: float = 0.4  # train.py replaces it by the best one on training images
     tune_threshold: bool = True
     match_distance: float = 1.0  # a detection matches a hand within this many radii of its centre
+    # deliverable
+    export: bool = True  # write model-int8.tflite (handnet.export) at the end of training
     # bookkeeping
     out: str = ""
     version: int = CONFIG_VERSION
@@ -106,7 +108,11 @@ class Config:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Config":
-        raw = json.loads(Path(path).read_text())
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Config":
+        """Fields of a saved config; keys this version does not know are skipped."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
 

@@ -1,6 +1,7 @@
 """Evaluate a trained Keras model on a dataset folder: precision, recall, F1, AP, near and far.
 
     python -m handnet.evaluate --model runs/fast/model.keras --data datasets/synthetic
+    python -m handnet.evaluate --model runs/fast/model-int8.tflite --data datasets/synthetic
     python -m handnet.evaluate --model runs/hands/model.keras --data ../shared/datasets/roboflow-hands --labels hand=positive --out metrics.json
 """
 
@@ -57,6 +58,18 @@ def match_samples(model, samples: list[Sample], config: Config, progress=False) 
     ]
 
 
+def match_samples_tflite(path, samples: list[Sample], config: Config, num_threads: int | None = None) -> list:
+    """match_samples for an exported .tflite, run through handnet.runtime (as a game runs it)."""
+    from handnet.runtime import HandDetector  # noqa: PLC0415
+
+    detector = HandDetector(path, num_threads=num_threads, score_threshold=AP_THRESHOLD)
+    results = []
+    for sample in samples:
+        frame = read_image(sample.path)
+        results.append(match_image(detector.detect(frame), sample.hands, frame.shape[:2], config.match_distance))
+    return results
+
+
 def evaluate_model(model, samples: list[Sample], config: Config, threshold: float | None = None,
                    progress=False) -> dict:
     threshold = config.score_threshold if threshold is None else threshold
@@ -92,19 +105,30 @@ def load_model(path: str | Path):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a run's model.keras (config.json beside it)")
+    parser.add_argument("--model", required=True,
+                        help="a run's model.keras (config.json beside it) or an exported .tflite")
     parser.add_argument("--data", required=True, nargs="+", help="dataset folder(s)")
     parser.add_argument("--labels", help="LABEL=ROLE,... (default: the model's own mapping)")
     parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
     parser.add_argument("--out", help="metrics JSON (default: metrics-<data>.json beside the model)")
     args = parser.parse_args(argv)
+    tflite = args.model.endswith(".tflite")
     try:
-        model, config = load_model(args.model)
+        if tflite:
+            from handnet.runtime import read_model_info  # noqa: PLC0415
+
+            model, config = args.model, Config.from_dict(read_model_info(args.model).raw["config"])
+        else:
+            model, config = load_model(args.model)
         samples = load_samples(args.data, args.labels or config.labels)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = evaluate_model(model, samples, config, args.threshold, progress=True)
+    threshold = config.score_threshold if args.threshold is None else args.threshold
+    if tflite:
+        metrics = evaluate_matches(match_samples_tflite(model, samples, config), threshold)
+    else:
+        metrics = evaluate_model(model, samples, config, threshold, progress=True)
     out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{Path(args.data[0]).name}.json"
     out.write_text(json.dumps(metrics, indent=2) + "\n")
     print(format_metrics(metrics))

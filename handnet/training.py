@@ -6,6 +6,7 @@
     runs/<name>/model.keras      the trained model (written atomically at the end)
     runs/<name>/metrics.json     validation precision, recall, F1, AP, near and far
     runs/<name>/val_samples.png  validation images | targets | predictions
+    runs/<name>/model-int8.tflite  the int8 deliverable for handnet.runtime (unless export is off)
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from handnet.annotations import NATIVE_FILE, load_samples, split_samples
 from handnet.config import Config
 from handnet.data import make_dataset, make_example
 from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
-from handnet.evaluate import best_threshold, format_metrics, match_samples, predict_samples
+from handnet.evaluate import best_threshold, format_metrics, match_samples, match_samples_tflite, predict_samples
+from handnet.export import export_model
 from handnet.metrics import evaluate_matches
 from handnet.losses import get_loss
 from handnet.model import build_model, check_size
@@ -123,15 +125,30 @@ def train(config: Config) -> dict:
                                    config.score_threshold)
             for root in config.data
         }
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     save_val_samples(model, evaluated, config, run / "val_samples.png")
     print(format_metrics(metrics))
+    if config.export:
+        metrics["int8"] = export_int8(model, config, run, evaluated)
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for root, figures in metrics.get("per_dataset", {}).items():
         values = " ".join(f"{key} {'-' if figures[k] is None else format(figures[k], '.3f')}"
                           for key, k in (("P", "precision"), ("R", "recall"), ("F1", "f1"), ("AP", "ap")))
         print(f"{root}: {values} ({figures['images']} images, {figures['hands']} hands)")
     print(f"run folder: {run}")
     return metrics
+
+
+def export_int8(model, config: Config, run: Path, evaluated) -> dict:
+    """Write model-int8.tflite and measure it on the same images as the Keras model."""
+    path = export_model(model, config, "int8", run / "model-int8.tflite")
+    figures = evaluate_matches(match_samples_tflite(path, evaluated, config), config.score_threshold)
+    print(f"int8 export {path} ({path.stat().st_size / 1024:.0f} KiB): P {_fmt(figures['precision'])} "
+          f"R {_fmt(figures['recall'])} F1 {_fmt(figures['f1'])} AP {_fmt(figures['ap'])}")
+    return {key: figures[key] for key in ("precision", "recall", "f1", "ap", "hands")}
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _under(path: str, root: str) -> bool:

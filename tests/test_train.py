@@ -7,6 +7,7 @@ import pytest
 import train
 from conftest import write_native
 from handnet import evaluate
+from handnet.runtime import read_model_info
 
 TINY = ["--input-size", "64", "96", "--batch-size", "4", "--epochs", "2", "--seed", "1"]
 
@@ -19,13 +20,25 @@ def tiny_run(tmp_path_factory, tiny_synthetic):
 
 
 def test_run_folder_holds_everything(tiny_run):
-    for name in ("config.json", "model.keras", "metrics.json", "history.csv", "curves.png", "val_samples.png"):
+    for name in ("config.json", "model.keras", "metrics.json", "history.csv", "curves.png", "val_samples.png",
+                 "model-int8.tflite"):
         assert (tiny_run / name).is_file(), name
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["input_size"] == [64, 96] and config["preset"] == "fast" and config["epochs"] == 2
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert {"precision", "recall", "f1", "ap", "near", "far"} <= metrics.keys()
     assert len((tiny_run / "history.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    # The int8 deliverable is measured on the same images and describes itself.
+    assert {"precision", "recall", "f1", "ap"} <= metrics["int8"].keys()
+    info = read_model_info(tiny_run / "model-int8.tflite")
+    assert info.mode == "int8" and info.input_size == (64, 96) and info.score_threshold == config["score_threshold"]
+
+
+def test_no_export_skips_the_tflite(tmp_path, tiny_synthetic):
+    out = tmp_path / "plain"
+    assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    assert (out / "model.keras").is_file() and not (out / "model-int8.tflite").exists()
+    assert "int8" not in json.loads((out / "metrics.json").read_text())
 
 
 def test_refuses_to_overwrite_a_trained_run(tiny_run, tiny_synthetic, capsys):
@@ -40,6 +53,14 @@ def test_evaluate_cli_prints_and_writes_metrics(tiny_run, tiny_synthetic, tmp_pa
     metrics = json.loads(out.read_text())
     assert metrics["images"] == 24
     assert "near" in capsys.readouterr().out
+
+
+def test_evaluate_cli_takes_the_exported_tflite(tiny_run, tiny_synthetic, tmp_path):
+    out = tmp_path / "int8.json"
+    assert evaluate.main(["--model", str(tiny_run / "model-int8.tflite"), "--data", str(tiny_synthetic),
+                          "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["images"] == 24 and metrics["threshold"] == json.loads((tiny_run / "config.json").read_text())["score_threshold"]
 
 
 def test_several_datasets_get_figures_each(tmp_path, tiny_synthetic, native_dataset):
