@@ -89,6 +89,10 @@ def convert(model, config: Config, mode: str, frames: list[np.ndarray] | None = 
     if mode in ("int8", "qat") and not frames:
         raise ValueError(f"mode {mode} needs representative frames")
     height, width = config.input_size
+    if not isinstance(model, keras.Model):  # tf_keras, from handnet.qat
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        _configure(converter, mode, frames)
+        return converter.convert()
     # Keras 3 -> SavedModel -> converter, the route Keras' own LiteRT export takes (it freezes the
     # weights); done by hand so that only builtin ops are allowed (no Flex ops in a game).
     with tempfile.TemporaryDirectory() as saved:

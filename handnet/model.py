@@ -18,7 +18,6 @@ import math
 import os
 
 import keras
-from keras import layers
 
 from handnet.config import PRESET_STRIDES, Config
 
@@ -29,11 +28,12 @@ VGG_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
 HEATMAP_BIAS = -math.log((1 - 0.01) / 0.01)
 
 
-def build_model(config: Config, flexible: bool = False) -> keras.Model:
+def build_model(config: Config, flexible: bool = False, k=keras) -> keras.Model:
     """The preset's network for config.input_size; flexible=True leaves height and width open
-    (None), as training on crops and evaluating on whole frames needs."""
+    (None), as training on crops and evaluating on whole frames needs. k: the Keras package to
+    build with; handnet.qat passes tf_keras for the same network with the same layer names."""
     check_size(config.preset, config.input_size, "--input-size")
-    model = PRESETS[config.preset]((None, None) if flexible else config.input_size)
+    model = PRESETS[config.preset]((None, None) if flexible else config.input_size, k)
     if config.backbone_weights != "none":
         load_backbone_weights(model, config.backbone_weights)
     return model
@@ -49,8 +49,9 @@ def check_size(preset: str, size, flag: str) -> None:
                          f"{multiple} and at least {2 * multiple}")
 
 
-def build_seed(input_size) -> keras.Model:
-    image = keras.Input((*input_size, 3), name="image")
+def build_seed(input_size, k=keras) -> keras.Model:
+    layers = k.layers
+    image = k.Input((*input_size, 3), name="image")
     x = layers.Normalization(mean=VGG_MEAN_BGR, variance=(1.0, 1.0, 1.0), name="vgg_preprocess")(image)
     for block, (filters, convs) in enumerate(((64, 2), (128, 2)), start=1):
         for i in range(1, convs + 1):
@@ -59,39 +60,40 @@ def build_seed(input_size) -> keras.Model:
     for i in range(1, 4):
         x = layers.Conv2D(512, 3, padding="same", activation="relu", name=f"head_conv{i}")(x)
     x = layers.MaxPooling2D(2, name="head_pool")(x)
-    heatmap = _heatmap_layer()(x)
-    return keras.Model(image, heatmap, name="handnet_seed")
+    heatmap = _heatmap_layer(k)(x)
+    return k.Model(image, heatmap, name="handnet_seed")
 
 
-def build_fast(input_size) -> keras.Model:
-    image = keras.Input((*input_size, 3), name="image")
+def build_fast(input_size, k=keras) -> keras.Model:
+    layers = k.layers
+    image = k.Input((*input_size, 3), name="image")
     x = layers.Normalization(mean=(127.5,) * 3, variance=(127.5**2,) * 3, name="scale_pixels")(image)
-    x = _conv_bn(x, 16, 3, 2, "stem")  # 1/2
-    x = _conv_bn(x, 32, 3, 2, "s4_a")  # 1/4
-    x = _conv_bn(x, 32, 3, 1, "s4_b")
-    x = _conv_bn(x, 64, 3, 2, "s8_a")  # 1/8
-    x = _conv_bn(x, 64, 3, 1, "s8_b")
-    s8 = _conv_bn(x, 64, 3, 1, "s8_c")
-    x = _conv_bn(s8, 96, 3, 2, "s16_a")  # 1/16: context for near hands
-    x = _conv_bn(x, 96, 3, 1, "s16_b")
-    x = _conv_bn(x, 96, 3, 1, "s16_c")
-    x = _conv_bn(x, 64, 1, 1, "s16_reduce")
+    x = _conv_bn(x, 16, 3, 2, "stem", k)  # 1/2
+    x = _conv_bn(x, 32, 3, 2, "s4_a", k)  # 1/4
+    x = _conv_bn(x, 32, 3, 1, "s4_b", k)
+    x = _conv_bn(x, 64, 3, 2, "s8_a", k)  # 1/8
+    x = _conv_bn(x, 64, 3, 1, "s8_b", k)
+    s8 = _conv_bn(x, 64, 3, 1, "s8_c", k)
+    x = _conv_bn(s8, 96, 3, 2, "s16_a", k)  # 1/16: context for near hands
+    x = _conv_bn(x, 96, 3, 1, "s16_b", k)
+    x = _conv_bn(x, 96, 3, 1, "s16_c", k)
+    x = _conv_bn(x, 64, 1, 1, "s16_reduce", k)
     x = layers.UpSampling2D(2, interpolation="nearest", name="s16_up")(x)
     x = layers.Add(name="merge")([s8, x])
-    x = _conv_bn(x, 64, 3, 1, "head")
-    heatmap = _heatmap_layer()(x)
-    return keras.Model(image, heatmap, name="handnet_fast")
+    x = _conv_bn(x, 64, 3, 1, "head", k)
+    heatmap = _heatmap_layer(k)(x)
+    return k.Model(image, heatmap, name="handnet_fast")
 
 
-def _heatmap_layer():
-    return layers.Conv2D(1, 1, activation="sigmoid", name="heatmap",
-                         bias_initializer=keras.initializers.Constant(HEATMAP_BIAS))
+def _heatmap_layer(k):
+    return k.layers.Conv2D(1, 1, activation="sigmoid", name="heatmap",
+                           bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
-def _conv_bn(x, filters, kernel, stride, name):
-    x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+def _conv_bn(x, filters, kernel, stride, name, k=keras):
+    x = k.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = k.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return k.layers.ReLU(name=f"{name}_relu")(x)
 
 
 PRESETS = {"seed": build_seed, "fast": build_fast}
@@ -129,7 +131,7 @@ def describe_model(model: keras.Model) -> str:
     shapes = [
         "(" + ",".join(str(d) for d in layer.output.shape[1:]) + ")"
         for layer in model.layers
-        if not isinstance(layer, (keras.layers.InputLayer, layers.Normalization))
+        if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Normalization))
     ]
     lines.append("output shapes: " + " ".join(shapes))
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """handnet.export and handnet.runtime: every mode agrees with Keras, the file describes itself,
 the runtime needs no TensorFlow, and bad files or frames get clear errors."""
 
+import json
 import subprocess
 import sys
 
@@ -163,3 +164,24 @@ def test_unknown_mode_is_refused(toy, tmp_path):
     with pytest.raises(ValueError, match="unknown mode"):
         export_model(model, config, "int4", tmp_path / "x.tflite")
     assert not list(tmp_path.iterdir())
+
+
+def test_qat_fine_tunes_and_exports_int8(toy, tiny_synthetic, tmp_path):
+    from handnet.qat import quantization_aware_finetune, tf_keras_twin
+
+    model, config, frames = toy
+    config = Config.from_dict({**json.loads(config.to_json()), "data": [str(tiny_synthetic)]})
+    twin = tf_keras_twin(model, config)
+    # The tf_keras twin is the same network: same heatmap before any fine-tuning.
+    np.testing.assert_allclose(twin(frames[0][None].astype(np.float32), training=False).numpy()[0, ..., 0],
+                               keras_heatmap(model, frames[0]), atol=1e-4)
+    quantized = quantization_aware_finetune(model, config, epochs=1, steps=2, progress=False)
+    tuned = {w.name: w.numpy() for w in quantized.weights}
+    kernel = next(v for name, v in tuned.items() if "head_conv" in name and "kernel" in name)
+    assert not np.allclose(kernel, twin.get_layer("head_conv").get_weights()[0]), "QAT must really train"
+
+    path = export_model(model, config, "qat", tmp_path / "qat.tflite", frames=[f.astype(np.float32) for f in frames])
+    detector = HandDetector(path)
+    assert detector.info.mode == "qat" and detector.input_dtype == np.uint8
+    for frame in frames:
+        assert np.abs(detector.heatmap(frame)[0] - keras_heatmap(model, frame)).max() <= 0.25

@@ -1,0 +1,81 @@
+"""Quantization-aware fine-tuning for `python -m handnet.export --mode qat`.
+
+tensorflow-model-optimization only quantizes tf_keras (Keras 2) models, so the route is: rebuild
+the same preset with tf_keras (model.py's builders take the Keras package as an argument, so the
+layer names match), copy the trained weights across by name, wrap every layer except the input
+normalisation with fake-quantization, fine-tune on the run's training data, and hand the result
+to the TFLite converter, which then emits a full-integer model.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from handnet.config import Config
+
+QAT_LR_FACTOR = 0.1  # fine-tuning runs at a tenth of the training learning rate
+
+
+def tf_keras_twin(model, config: Config):
+    """The same network in tf_keras at config.input_size, holding model's weights."""
+    import tf_keras  # noqa: PLC0415
+
+    from handnet.model import build_model  # noqa: PLC0415
+
+    twin = build_model(Config.from_dict({**_as_dict(config), "backbone_weights": "none"}), k=tf_keras)
+    source = {layer.name: layer for layer in model.layers}
+    for layer in twin.layers:
+        if layer.weights:
+            layer.set_weights([np.asarray(w) for w in source[layer.name].get_weights()])
+    return twin
+
+
+def quantize_for_training(twin):
+    """Fake-quantize every layer but the pixel normalisation (tfmot has no scheme for it; the
+    converter quantizes it with the rest)."""
+    import tensorflow_model_optimization as tfmot  # noqa: PLC0415
+    import tf_keras  # noqa: PLC0415
+
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+
+    def clone(layer):
+        skip = isinstance(layer, (tf_keras.layers.Normalization, tf_keras.layers.InputLayer))
+        return layer.__class__.from_config(layer.get_config()) if skip else annotate(layer.__class__.from_config(layer.get_config()))
+
+    annotated = tf_keras.models.clone_model(twin, clone_function=clone)
+    annotated.set_weights(twin.get_weights())
+    return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: int | None = None,
+                                progress: bool = True):
+    """Fine-tune a fake-quantized tf_keras copy of `model` on config.data; returns it, ready for
+    handnet.export.convert. steps: batches per epoch (default: one pass over the training set)."""
+    import tf_keras  # noqa: PLC0415
+
+    from handnet.annotations import load_samples, split_samples  # noqa: PLC0415
+    from handnet.data import make_dataset  # noqa: PLC0415
+    from handnet.losses import get_loss  # noqa: PLC0415
+
+    if epochs < 1:
+        raise ValueError(f"--qat-epochs must be at least 1, got {epochs}")
+    # Whole inputs: the quantized network is built at its deployment size.
+    tune = Config.from_dict({**_as_dict(config), "crop_size": [], "focus_crops": 0.0})
+    samples = load_samples(tune.data, tune.labels)
+    train_samples, _ = split_samples(samples, tune.val_fraction, tune.group_size, tune.seed)
+    train_samples = train_samples or samples
+    quantized = quantize_for_training(tf_keras_twin(model, config))
+    quantized.compile(optimizer=tf_keras.optimizers.Adam(config.learning_rate * QAT_LR_FACTOR),
+                      loss=get_loss(tune))
+    steps = steps or max(1, len(train_samples) // tune.batch_size)
+    quantized.fit(make_dataset(train_samples, tune, training=True), steps_per_epoch=steps, epochs=epochs,
+                  verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
+    return quantized
+
+
+def _as_dict(config: Config) -> dict:
+    import json  # noqa: PLC0415
+
+    return json.loads(config.to_json())
