@@ -30,12 +30,12 @@ VGG_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
 HEATMAP_BIAS = -math.log((1 - 0.01) / 0.01)
 
 
-def build_model(config: Config, flexible: bool = False, k=keras) -> keras.Model:
+def build_model(config: Config, flexible: bool = False, k=keras, **options) -> keras.Model:
     """The preset's network for config.input_size; flexible=True leaves height and width open
     (None), as training on crops and evaluating on whole frames needs. k: the Keras package to
     build with; handnet.qat passes tf_keras for the same network with the same layer names."""
     check_size(config.preset, config.input_size, "--input-size")
-    model = PRESETS[config.preset]((None, None) if flexible else config.input_size, k)
+    model = PRESETS[config.preset]((None, None) if flexible else config.input_size, k, **options)
     if config.backbone_weights != "none":
         load_backbone_weights(model, config.backbone_weights)
     return model
@@ -66,10 +66,13 @@ def build_seed(input_size, k=keras) -> keras.Model:
     return k.Model(image, heatmap, name="handnet_seed")
 
 
-def build_fast(input_size, k=keras) -> keras.Model:
+def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
+    """unit_pixels: scale pixels to [0, 1] first (handnet.qat's twin, whose fake-quantizers
+    train badly on 0-255 inputs; it multiplies the stem kernel by 255 to compute the same)."""
     layers = k.layers
     image = k.Input((*input_size, 3), name="image")
-    x = _conv_bn(image, 16, 3, 2, "stem", k)  # 1/2; its batch-norm normalises the pixels
+    x = layers.Rescaling(1 / 255, name="unit_pixels")(image) if unit_pixels else image
+    x = _conv_bn(x, 16, 3, 2, "stem", k)  # 1/2; its batch-norm normalises the pixels
     x = _conv_bn(x, 32, 3, 2, "s4_a", k)  # 1/4
     x = _conv_bn(x, 32, 3, 1, "s4_b", k)
     x = _conv_bn(x, 64, 3, 2, "s8_a", k)  # 1/8

@@ -24,16 +24,20 @@ def tf_keras_twin(model, config: Config):
 
     from handnet.model import build_model  # noqa: PLC0415
 
-    twin = build_model(Config.from_dict({**_as_dict(config), "backbone_weights": "none"}), k=tf_keras)
+    options = {"unit_pixels": True} if config.preset == "fast" else {}
+    twin = build_model(Config.from_dict({**_as_dict(config), "backbone_weights": "none"}), k=tf_keras, **options)
     source = {layer.name: layer for layer in model.layers}
     for layer in twin.layers:
         if layer.weights:
-            layer.set_weights([np.asarray(w) for w in source[layer.name].get_weights()])
+            weights = [np.asarray(w) for w in source[layer.name].get_weights()]
+            if options and layer.name == "stem_conv":
+                weights[0] = weights[0] * 255.0  # the twin's pixels arrive divided by 255
+            layer.set_weights(weights)
     return twin
 
 
 def quantize_for_training(twin):
-    """Fake-quantize every layer but the pixel normalisation (tfmot has no scheme for it; the
+    """Fake-quantize every layer but the pixel scaling (tfmot has no scheme for it; the
     converter quantizes it with the rest)."""
     import tensorflow_model_optimization as tfmot  # noqa: PLC0415
     import tf_keras  # noqa: PLC0415
@@ -41,12 +45,43 @@ def quantize_for_training(twin):
     annotate = tfmot.quantization.keras.quantize_annotate_layer
 
     def clone(layer):
-        skip = isinstance(layer, (tf_keras.layers.Normalization, tf_keras.layers.InputLayer))
+        skip = isinstance(layer, (tf_keras.layers.Normalization, tf_keras.layers.Rescaling, tf_keras.layers.InputLayer))
         return layer.__class__.from_config(layer.get_config()) if skip else annotate(layer.__class__.from_config(layer.get_config()))
 
     annotated = tf_keras.models.clone_model(twin, clone_function=clone)
     annotated.set_weights(twin.get_weights())
     return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+def calibrate_ranges(quantized, twin, images) -> None:
+    """Start every activation fake-quantizer at the range its tensor really has on `images`, as
+    measured in the float twin. tfmot starts them all at [-6, 6] and widens them by a slow moving
+    average, which clips raw 0-255 pixels and wide activations for thousands of steps."""
+    import tf_keras  # noqa: PLC0415
+
+    targets = []  # (quantizer layer, float tensor whose range it must hold)
+    for layer in quantized.layers:
+        names = [w.name for w in layer.weights]
+        if type(layer).__name__ == "QuantizeLayer":
+            targets.append((layer, layer.input))
+        elif any("output_min" in n for n in names) and layer.name.startswith("quant_"):
+            targets.append((layer, None))
+    inputs = [t for _, t in targets if t is not None]
+    float_layers = [twin.get_layer(layer.name[len("quant_"):]) for layer, t in targets if t is None]
+    from_input = tf_keras.Model(quantized.inputs, inputs)(images, training=False) if inputs else []
+    from_twin = tf_keras.Model(twin.inputs, [l.output for l in float_layers])(images, training=False) if float_layers else []
+    from_input = from_input if isinstance(from_input, list) else [from_input]
+    from_twin = from_twin if isinstance(from_twin, list) else [from_twin]
+    values = iter(from_input)
+    twin_values = iter(from_twin)
+    for layer, tensor in targets:
+        value = next(values) if tensor is not None else next(twin_values)
+        low, high = min(float(np.min(value)), 0.0), max(float(np.max(value)), 0.0)
+        for weight in layer.weights:
+            if weight.name.endswith("_min:0") and "kernel" not in weight.name:
+                weight.assign(low)
+            elif weight.name.endswith("_max:0") and "kernel" not in weight.name:
+                weight.assign(high)
 
 
 def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: int | None = None,
@@ -66,11 +101,14 @@ def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: i
     samples = load_samples(tune.data, tune.labels)
     train_samples, _ = split_samples(samples, tune.val_fraction, tune.group_size, tune.seed)
     train_samples = train_samples or samples
-    quantized = quantize_for_training(tf_keras_twin(model, config))
+    twin = tf_keras_twin(model, config)
+    quantized = quantize_for_training(twin)
+    dataset = make_dataset(train_samples, tune, training=True)
+    calibrate_ranges(quantized, twin, next(iter(dataset))[0])
     quantized.compile(optimizer=tf_keras.optimizers.Adam(config.learning_rate * QAT_LR_FACTOR),
                       loss=get_loss(tune))
     steps = steps or max(1, len(train_samples) // tune.batch_size)
-    quantized.fit(make_dataset(train_samples, tune, training=True), steps_per_epoch=steps, epochs=epochs,
+    quantized.fit(dataset, steps_per_epoch=steps, epochs=epochs,
                   verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
     return quantized
 

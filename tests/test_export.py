@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from handnet.config import Config
-from handnet.export import convert, export_model, fixed_size_model
+from handnet.export import convert, embed_metadata, export_model, fixed_size_model, model_metadata
 from handnet.model import build_model
 from handnet.peaks import detect_hands
 from handnet.letterbox import apply_letterbox
@@ -39,13 +39,18 @@ def disk_scene(rng, height=SIZE[0], width=SIZE[1]):
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """A tiny fast model that has learned to light up bright disks, its config, and frames."""
-    config = Config(input_size=SIZE, data=[str(tmp_path_factory.mktemp("unused"))], score_threshold=0.5)
+    """A tiny fast model that has learned to light up bright disks, its config (whose data is a
+    dataset folder of such scenes, for QAT), and frames."""
+    folder = tmp_path_factory.mktemp("disks")
+    config = Config(input_size=SIZE, data=[str(folder)], score_threshold=0.5)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    images, targets = [], []
-    for _ in range(96):
+    images, targets, entries = [], [], []
+    for index in range(96):
         image, hands = disk_scene(rng)
+        cv2.imwrite(str(folder / f"{index:03d}.png"), image)
+        entries.append({"file": f"{index:03d}.png", "hands": [
+            {"x": float(x), "y": float(y), "radius": float(r), "label": "open"} for x, y, r, _ in hands]})
         heat, weight = render_targets(hands, config.output_size, config.stride, "gaussian",
                                       config.sigma_scale, config.min_sigma, config.ignore_margin)
         images.append(image.astype(np.float32))
@@ -53,6 +58,7 @@ def toy(tmp_path_factory):
     model = build_model(config)
     model.compile(keras.optimizers.Adam(3e-3), loss=keras.losses.BinaryCrossentropy())
     model.fit(np.stack(images), np.stack(targets)[..., :1], batch_size=8, epochs=25, verbose=0)
+    (folder / "hands.json").write_text(json.dumps({"format": "handnet", "version": 1, "images": entries}))
     frames = [disk_scene(rng)[0] for _ in range(6)]
     return model, config, frames
 
@@ -166,22 +172,31 @@ def test_unknown_mode_is_refused(toy, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_qat_fine_tunes_and_exports_int8(toy, tiny_synthetic, tmp_path):
+def test_qat_fine_tunes_and_exports_int8(toy, tmp_path):
     from handnet.qat import quantization_aware_finetune, tf_keras_twin
 
     model, config, frames = toy
-    config = Config.from_dict({**json.loads(config.to_json()), "data": [str(tiny_synthetic)]})
     twin = tf_keras_twin(model, config)
     # The tf_keras twin is the same network: same heatmap before any fine-tuning.
     np.testing.assert_allclose(twin(frames[0][None].astype(np.float32), training=False).numpy()[0, ..., 0],
                                keras_heatmap(model, frames[0]), atol=1e-4)
-    quantized = quantization_aware_finetune(model, config, epochs=1, steps=2, progress=False)
+    quantized = quantization_aware_finetune(model, config, epochs=1, steps=4, progress=False)
     tuned = {w.name: w.numpy() for w in quantized.weights}
     kernel = next(v for name, v in tuned.items() if "head_conv" in name and "kernel" in name)
     assert not np.allclose(kernel, twin.get_layer("head_conv").get_weights()[0]), "QAT must really train"
 
-    path = export_model(model, config, "qat", tmp_path / "qat.tflite", frames=[f.astype(np.float32) for f in frames])
+    # The int8 file computes what the fine-tuned fake-quantized network computes.
+    path = tmp_path / "qat.tflite"
+    path.write_bytes(embed_metadata(convert(quantized, config, "qat", [f.astype(np.float32) for f in frames]),
+                                    model_metadata(config, "qat", "open")))
     detector = HandDetector(path)
     assert detector.info.mode == "qat" and detector.input_dtype == np.uint8
     for frame in frames:
-        assert np.abs(detector.heatmap(frame)[0] - keras_heatmap(model, frame)).max() <= 0.25
+        expected = quantized(frame[None].astype(np.float32), training=False).numpy()[0, ..., 0]
+        assert np.abs(detector.heatmap(frame)[0] - expected).max() <= 0.05
+
+
+def test_export_model_writes_a_qat_file(toy, tmp_path):
+    model, config, frames = toy
+    path = export_model(model, config, "qat", tmp_path / "qat.tflite", frames=[f.astype(np.float32) for f in frames])
+    assert read_model_info(path).mode == "qat"
