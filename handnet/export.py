@@ -19,6 +19,7 @@ deliverable; handnet.runtime reads it without TensorFlow.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -71,7 +72,7 @@ def fixed_size_model(model, config: Config):
     """The same network with its input fixed at config.input_size (TFLite wants static shapes)."""
     from handnet.model import build_model  # noqa: PLC0415
 
-    fixed = build_model(Config(**{**json.loads(config.to_json()), "backbone_weights": "none"}))
+    fixed = build_model(dataclasses.replace(config, backbone_weights="none"))
     fixed.set_weights(model.get_weights())
     return fixed
 

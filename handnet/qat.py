@@ -9,6 +9,7 @@ to the TFLite converter, which then emits a full-integer model.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -25,7 +26,7 @@ def tf_keras_twin(model, config: Config):
     from handnet.model import build_model  # noqa: PLC0415
 
     options = {"unit_pixels": True} if config.preset == "fast" else {}
-    twin = build_model(Config.from_dict({**_as_dict(config), "backbone_weights": "none"}), k=tf_keras, **options)
+    twin = build_model(dataclasses.replace(config, backbone_weights="none"), k=tf_keras, **options)
     source = {layer.name: layer for layer in model.layers}
     for layer in twin.layers:
         if layer.weights:
@@ -97,7 +98,7 @@ def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: i
     if epochs < 1:
         raise ValueError(f"--qat-epochs must be at least 1, got {epochs}")
     # Whole inputs: the quantized network is built at its deployment size.
-    tune = Config.from_dict({**_as_dict(config), "crop_size": [], "focus_crops": 0.0})
+    tune = dataclasses.replace(config, crop_size=(), focus_crops=0.0)
     samples = load_samples(tune.data, tune.labels)
     train_samples, _ = split_samples(samples, tune.val_fraction, tune.group_size, tune.seed)
     train_samples = train_samples or samples
@@ -112,8 +113,3 @@ def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: i
                   verbose=(1 if sys.stdout.isatty() else 2) if progress else 0)
     return quantized
 
-
-def _as_dict(config: Config) -> dict:
-    import json  # noqa: PLC0415
-
-    return json.loads(config.to_json())
