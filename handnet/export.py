@@ -29,9 +29,9 @@ import numpy as np
 
 from handnet import __version__
 from handnet.config import Config
+from handnet.runtime import METADATA_NAME
 
 MODES = ("fp32", "fp16", "dynamic", "int8", "qat")
-METADATA_NAME = "handnet"
 METADATA_VERSION = 1
 REPRESENTATIVE_FRAMES = 200
 

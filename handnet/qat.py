@@ -2,8 +2,8 @@
 
 tensorflow-model-optimization only quantizes tf_keras (Keras 2) models, so the route is: rebuild
 the same preset with tf_keras (model.py's builders take the Keras package as an argument, so the
-layer names match), copy the trained weights across by name, wrap every layer except the input
-normalisation with fake-quantization, fine-tune on the run's training data, and hand the result
+layer names match), copy the trained weights across by name, wrap every layer except the pixel
+scaling with fake-quantization, start each fake-quantizer at its tensor's measured range, fine-tune on the run's training data, and hand the result
 to the TFLite converter, which then emits a full-integer model.
 """
 
@@ -45,9 +45,11 @@ def quantize_for_training(twin):
 
     annotate = tfmot.quantization.keras.quantize_annotate_layer
 
+    unquantized = (tf_keras.layers.Normalization, tf_keras.layers.Rescaling, tf_keras.layers.InputLayer)
+
     def clone(layer):
-        skip = isinstance(layer, (tf_keras.layers.Normalization, tf_keras.layers.Rescaling, tf_keras.layers.InputLayer))
-        return layer.__class__.from_config(layer.get_config()) if skip else annotate(layer.__class__.from_config(layer.get_config()))
+        copy = layer.__class__.from_config(layer.get_config())
+        return copy if isinstance(layer, unquantized) else annotate(copy)
 
     annotated = tf_keras.models.clone_model(twin, clone_function=clone)
     annotated.set_weights(twin.get_weights())
@@ -58,31 +60,32 @@ def calibrate_ranges(quantized, twin, images) -> None:
     """Start every activation fake-quantizer at the range its tensor really has on `images`, as
     measured in the float twin. tfmot starts them all at [-6, 6] and widens them by a slow moving
     average, which clips raw 0-255 pixels and wide activations for thousands of steps."""
-    import tf_keras  # noqa: PLC0415
-
-    targets = []  # (quantizer layer, float tensor whose range it must hold)
-    for layer in quantized.layers:
-        names = [w.name for w in layer.weights]
-        if type(layer).__name__ == "QuantizeLayer":
-            targets.append((layer, layer.input))
-        elif any("output_min" in n for n in names) and layer.name.startswith("quant_"):
-            targets.append((layer, None))
-    inputs = [t for _, t in targets if t is not None]
-    float_layers = [twin.get_layer(layer.name[len("quant_"):]) for layer, t in targets if t is None]
-    from_input = tf_keras.Model(quantized.inputs, inputs)(images, training=False) if inputs else []
-    from_twin = tf_keras.Model(twin.inputs, [l.output for l in float_layers])(images, training=False) if float_layers else []
-    from_input = from_input if isinstance(from_input, list) else [from_input]
-    from_twin = from_twin if isinstance(from_twin, list) else [from_twin]
-    values = iter(from_input)
-    twin_values = iter(from_twin)
-    for layer, tensor in targets:
-        value = next(values) if tensor is not None else next(twin_values)
+    # Input quantizers hold the tensor entering the quantized graph; wrapped layers hold their
+    # output, read from the float layer of the same name ("quant_stem_relu" -> "stem_relu").
+    inputs = [layer for layer in quantized.layers if type(layer).__name__ == "QuantizeLayer"]
+    wrapped = [layer for layer in quantized.layers
+               if layer.name.startswith("quant_") and any("output_min" in w.name for w in layer.weights)]
+    values = (_probe(quantized, [layer.input for layer in inputs], images)
+              + _probe(twin, [twin.get_layer(layer.name[len("quant_"):]).output for layer in wrapped], images))
+    for layer, value in zip(inputs + wrapped, values):
         low, high = min(float(np.min(value)), 0.0), max(float(np.max(value)), 0.0)
         for weight in layer.weights:
-            if weight.name.endswith("_min:0") and "kernel" not in weight.name:
+            if "kernel" in weight.name:
+                continue
+            if weight.name.endswith("_min:0"):
                 weight.assign(low)
-            elif weight.name.endswith("_max:0") and "kernel" not in weight.name:
+            elif weight.name.endswith("_max:0"):
                 weight.assign(high)
+
+
+def _probe(model, tensors, images) -> list:
+    """The values of some of model's tensors on images."""
+    import tf_keras  # noqa: PLC0415
+
+    if not tensors:
+        return []
+    values = tf_keras.Model(model.inputs, tensors)(images, training=False)
+    return values if isinstance(values, list) else [values]
 
 
 def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: int | None = None,

@@ -131,9 +131,7 @@ def train(config: Config) -> dict:
         metrics["int8"] = export_int8(model, config, run, evaluated)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for root, figures in metrics.get("per_dataset", {}).items():
-        values = " ".join(f"{key} {'-' if figures[k] is None else format(figures[k], '.3f')}"
-                          for key, k in (("P", "precision"), ("R", "recall"), ("F1", "f1"), ("AP", "ap")))
-        print(f"{root}: {values} ({figures['images']} images, {figures['hands']} hands)")
+        print(f"{root}: {_figures_line(figures)} ({figures['images']} images, {figures['hands']} hands)")
     print(f"run folder: {run}")
     return metrics
 
@@ -142,13 +140,14 @@ def export_int8(model, config: Config, run: Path, evaluated) -> dict:
     """Write model-int8.tflite and measure it on the same images as the Keras model."""
     path = export_model(model, config, "int8", run / "model-int8.tflite")
     figures = evaluate_matches(match_samples_tflite(path, evaluated, config), config.score_threshold)
-    print(f"int8 export {path} ({path.stat().st_size / 1024:.0f} KiB): P {_fmt(figures['precision'])} "
-          f"R {_fmt(figures['recall'])} F1 {_fmt(figures['f1'])} AP {_fmt(figures['ap'])}")
+    print(f"int8 export {path} ({path.stat().st_size / 1024:.0f} KiB): {_figures_line(figures)}")
     return {key: figures[key] for key in ("precision", "recall", "f1", "ap", "hands")}
 
 
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _figures_line(figures: dict) -> str:
+    """'P 0.700 R 0.516 F1 0.594 AP 0.638', with '-' for figures that do not exist."""
+    return " ".join(f"{key} {'-' if figures[k] is None else format(figures[k], '.3f')}"
+                    for key, k in (("P", "precision"), ("R", "recall"), ("F1", "f1"), ("AP", "ap")))
 
 
 def _under(path: str, root: str) -> bool:
