@@ -1,22 +1,70 @@
-"""Live hand detection from a webcam, a video or a folder of images.
+"""Find hands live in a webcam, a stream, a video, an image or a folder of images.
 
-    python infer.py --model runs/<name>/model.keras --source 0
+    python infer.py --source 0
+    python infer.py --model runs/default/model-int8.tflite --source clip.mp4 --headless --json hands.jsonl --save out.mp4
+    python infer.py --model runs/default/model.keras --source datasets/mine --headless --json hands.jsonl
 
-Not implemented yet: it arrives with the inference issue (TFLite runtime, tracking, demo game).
-Until then, `python -m handnet.evaluate --model runs/<name>/model.keras --data DIR` runs a trained
-model over a dataset folder.
+The window shows each hand (circle of its radius, track id, label, score), the frame rate end to
+end and of the model alone, and milliseconds per stage; q or Esc quits. --json writes one line
+per frame or image: {"image", "frame", "time", "hands": [{"x", "y", "radius", "score", "label",
+"track_id"}]}, in the original frame's pixels.
+
+Exit codes: 0 done (source ended, q, Esc or Ctrl-C); 2 bad input (model, source, missing camera,
+no display); 3 a live source broke down (a camera that stopped delivering frames).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+
+from handnet.live import open_detector, run_live
+from handnet.sources import SourceError, open_source
+from handnet.tracking import HandTracker, TrackerConfig
+
+DEFAULT_MODEL = "models/handnet-fast-int8.tflite"
 
 
 def main(argv=None) -> int:
-    print("infer.py: live inference is not implemented yet (coming with the inference issue); "
-          "use `python -m handnet.evaluate --model runs/<name>/model.keras --data DIR` meanwhile",
-          file=sys.stderr)
-    return 2
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f".tflite (no TensorFlow needed) or a run's "
+                        f"model.keras (default: the shipped {DEFAULT_MODEL})")
+    parser.add_argument("--source", default="0", help="webcam index, video file, image, folder of images or "
+                        "stream URL (default: 0, the first webcam)")
+    parser.add_argument("--headless", action="store_true", help="no window (servers, tests, batch jobs)")
+    parser.add_argument("--save", metavar="OUT.mp4", help="write the annotated frames as a video")
+    parser.add_argument("--json", metavar="OUT.jsonl", help="write the hands of every frame, one JSON line each")
+    parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    parser.add_argument("--threads", type=int, help="CPU threads for a .tflite model (default: LiteRT's choice)")
+    parser.add_argument("--no-track", action="store_true", help="raw detections: no track ids, no smoothing")
+    defaults = TrackerConfig()
+    parser.add_argument("--min-cutoff", type=float, default=defaults.min_cutoff,
+                        help="One Euro filter: smoothing of a still hand, Hz (lower is smoother, default %(default)s)")
+    parser.add_argument("--beta", type=float, default=defaults.beta,
+                        help="One Euro filter: lag reduction when moving (higher follows faster, default %(default)s)")
+    parser.add_argument("--max-missed", type=int, default=defaults.max_missed,
+                        help="frames a hand may vanish and keep its track id (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        tracker = None if args.no_track else HandTracker(min_cutoff=args.min_cutoff, beta=args.beta,
+                                                         max_missed=args.max_missed)
+        detector = open_detector(args.model, args.threads, args.threshold)
+        source = open_source(args.source)
+    except (SourceError, FileNotFoundError, ValueError) as err:
+        hint = " (train one with python train.py, or pass --model)" if args.model == DEFAULT_MODEL else ""
+        print(f"error: {err}{hint if isinstance(err, FileNotFoundError) else ''}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_live(detector, source, tracker, show=not args.headless, save=args.save, json_path=args.json,
+                           log=lambda line: print(line, file=sys.stderr))
+    except (RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary.text())
+    for path in (args.json, args.save):
+        if path:
+            print(f"wrote {path}")
+    return 3 if summary.failed else 0
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Find hands with an exported .tflite: LiteRT, NumPy and OpenCV only (no TensorFlow, no Keras).
 
     import cv2
-    from handnet.runtime import HandDetector
+    from handnet.runtime import HandDetector, HandTracker
 
     detector = HandDetector("models/handnet-fast-int8.tflite", num_threads=2)
     ok, frame = cv2.VideoCapture(0).read()           # any size, BGR uint8
     for hand in detector.detect(frame):               # x, y, radius in the frame's pixels
         print(hand.x, hand.y, hand.radius, hand.score, hand.label)
+
+    tracker = HandTracker()                           # stable ids and smoothing, for games
+    hands = tracker.update(detector.detect(frame))    # TrackedHand: ... plus track_id
 
 Everything the detector needs (input size, stride, label, threshold) comes from the `handnet`
 metadata record that handnet.export embeds in the file.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from handnet.letterbox import Letterbox, apply_letterbox
 from handnet.peaks import Detection, detect_hands
+from handnet.tracking import HandTracker, TrackedHand, TrackerConfig  # noqa: F401 (part of the runtime API)
 
 METADATA_NAME = "handnet"  # handnet.export writes it under this name
 TFLITE_IDENTIFIER = b"TFL3"
@@ -99,6 +104,7 @@ class HandDetector:
         self.info = _info_from_bytes(data, str(model_path))
         self.path = str(model_path)
         self.score_threshold = self.info.score_threshold if score_threshold is None else float(score_threshold)
+        self.timings: dict[str, float] = {}  # milliseconds of the last frame: preprocess, inference, peaks
         try:
             self._interpreter = Interpreter(model_content=data, num_threads=num_threads)
             self._interpreter.allocate_tensors()
@@ -118,18 +124,25 @@ class HandDetector:
     def heatmap(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """(Ho, Wo) float32 heatmap in [0, 1] of a BGR uint8 frame, and the letterbox used."""
         check_frame(frame)
+        started = time.perf_counter()
         image, box = apply_letterbox(frame, self.info.input_size)
         self._interpreter.set_tensor(self._input["index"], _quantize(image[None], self._input))
+        invoked = time.perf_counter()
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._output["index"])[0, ..., 0]
+        self.timings["preprocess"] = 1000 * (invoked - started)
+        self.timings["inference"] = 1000 * (time.perf_counter() - invoked)
         return _dequantize(raw, self._output), box
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Hands in the frame, in its pixels, highest score first."""
         heatmap, box = self.heatmap(frame)
+        started = time.perf_counter()
         info = self.info
-        return detect_hands(heatmap, box, info.labels[0], self.score_threshold, info.stride,
-                            info.sigma_scale, info.min_sigma)
+        hands = detect_hands(heatmap, box, info.labels[0], self.score_threshold, info.stride,
+                             info.sigma_scale, info.min_sigma)
+        self.timings["peaks"] = 1000 * (time.perf_counter() - started)
+        return hands
 
 
 def check_frame(frame) -> None:

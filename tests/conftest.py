@@ -48,3 +48,69 @@ def tiny_synthetic(tmp_path_factory):
     from handnet.synthetic import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("syn") / "tiny", 24, (64, 96), seed=3, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# A toy detector: the fast preset trained in seconds to light up bright disks on dark noise.
+
+TOY_SIZE = (64, 96)
+DISK_COLOUR = (220, 230, 240)
+
+
+def disk_scene(rng, height=TOY_SIZE[0], width=TOY_SIZE[1]):
+    """A noisy dark frame with 1-2 bright disks, and their hands as [x, y, radius, role]."""
+    image = rng.integers(0, 60, (height, width, 3)).astype(np.uint8)
+    hands = []
+    for _ in range(rng.integers(1, 3)):
+        r = rng.uniform(5, 10)
+        x, y = rng.uniform(r, width - r), rng.uniform(r, height - r)
+        if all(np.hypot(x - a, y - b) > 3 * r for a, b, _, _ in hands):
+            cv2.circle(image, (int(x), int(y)), int(r), DISK_COLOUR, -1)
+            hands.append((x, y, r, 1))
+    return image, np.array(hands, np.float32)
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory):
+    """(model, config, frames): a tiny fast model that has learned to light up bright disks, its
+    config (whose data is a dataset folder of such scenes, for QAT), and six test frames."""
+    import keras
+
+    from handnet.config import Config
+    from handnet.model import build_model
+    from handnet.targets import render_targets
+
+    folder = tmp_path_factory.mktemp("disks")
+    config = Config(input_size=TOY_SIZE, data=[str(folder)], score_threshold=0.5)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    images, targets, entries = [], [], []
+    for index in range(96):
+        image, hands = disk_scene(rng)
+        cv2.imwrite(str(folder / f"{index:03d}.png"), image)
+        entries.append({"file": f"{index:03d}.png", "hands": [
+            {"x": float(x), "y": float(y), "radius": float(r), "label": "open"} for x, y, r, _ in hands]})
+        heat, weight = render_targets(hands, config.output_size, config.stride, "gaussian",
+                                      config.sigma_scale, config.min_sigma, config.ignore_margin)
+        images.append(image.astype(np.float32))
+        targets.append(np.stack([heat, weight], -1))
+    model = build_model(config)
+    model.compile(keras.optimizers.Adam(3e-3), loss=keras.losses.BinaryCrossentropy())
+    model.fit(np.stack(images), np.stack(targets)[..., :1], batch_size=8, epochs=25, verbose=0)
+    (folder / "hands.json").write_text(json.dumps({"format": "handnet", "version": 1, "images": entries}))
+    frames = [disk_scene(rng)[0] for _ in range(6)]
+    return model, config, frames
+
+
+@pytest.fixture(scope="session")
+def toy_run(toy, tmp_path_factory):
+    """A run folder of the toy model as train.py leaves it: model.keras, config.json and
+    model-int8.tflite."""
+    from handnet.export import export_model
+
+    model, config, frames = toy
+    run = tmp_path_factory.mktemp("toy_run")
+    model.save(run / "model.keras")
+    config.save(run / "config.json")
+    export_model(model, config, "int8", run / "model-int8.tflite", frames=[f.astype(np.float32) for f in frames])
+    return run

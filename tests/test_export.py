@@ -1,7 +1,6 @@
 """handnet.export and handnet.runtime: every mode agrees with Keras, the file describes itself,
 the runtime needs no TensorFlow, and bad files or frames get clear errors."""
 
-import json
 import subprocess
 import sys
 
@@ -10,57 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT
-from handnet.config import Config
+from conftest import ROOT, TOY_SIZE as SIZE
 from handnet.export import convert, embed_metadata, export_model, fixed_size_model, model_metadata
-from handnet.model import build_model
 from handnet.peaks import detect_hands
 from handnet.letterbox import apply_letterbox
 from handnet.runtime import HandDetector, read_model_info
-from handnet.targets import render_targets
-
-SIZE = (64, 96)
 # Largest heatmap difference allowed against Keras fp32, per mode (heatmap values are in [0, 1]).
 TOLERANCE = {"fp32": 1e-4, "fp16": 0.02, "dynamic": 0.08, "int8": 0.08}
-
-
-def disk_scene(rng, height=SIZE[0], width=SIZE[1]):
-    """A noisy dark frame with 1-2 bright disks, and their hands as [x, y, radius, role]."""
-    image = rng.integers(0, 60, (height, width, 3)).astype(np.uint8)
-    hands = []
-    for _ in range(rng.integers(1, 3)):
-        r = rng.uniform(5, 10)
-        x, y = rng.uniform(r, width - r), rng.uniform(r, height - r)
-        if all(np.hypot(x - a, y - b) > 3 * r for a, b, _, _ in hands):
-            cv2.circle(image, (int(x), int(y)), int(r), (220, 230, 240), -1)
-            hands.append((x, y, r, 1))
-    return image, np.array(hands, np.float32)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """A tiny fast model that has learned to light up bright disks, its config (whose data is a
-    dataset folder of such scenes, for QAT), and frames."""
-    folder = tmp_path_factory.mktemp("disks")
-    config = Config(input_size=SIZE, data=[str(folder)], score_threshold=0.5)
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    images, targets, entries = [], [], []
-    for index in range(96):
-        image, hands = disk_scene(rng)
-        cv2.imwrite(str(folder / f"{index:03d}.png"), image)
-        entries.append({"file": f"{index:03d}.png", "hands": [
-            {"x": float(x), "y": float(y), "radius": float(r), "label": "open"} for x, y, r, _ in hands]})
-        heat, weight = render_targets(hands, config.output_size, config.stride, "gaussian",
-                                      config.sigma_scale, config.min_sigma, config.ignore_margin)
-        images.append(image.astype(np.float32))
-        targets.append(np.stack([heat, weight], -1))
-    model = build_model(config)
-    model.compile(keras.optimizers.Adam(3e-3), loss=keras.losses.BinaryCrossentropy())
-    model.fit(np.stack(images), np.stack(targets)[..., :1], batch_size=8, epochs=25, verbose=0)
-    (folder / "hands.json").write_text(json.dumps({"format": "handnet", "version": 1, "images": entries}))
-    frames = [disk_scene(rng)[0] for _ in range(6)]
-    return model, config, frames
 
 
 def keras_heatmap(model, frame):

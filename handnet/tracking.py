@@ -1,0 +1,170 @@
+"""Hands a game can use: stable ids across frames and One Euro smoothing. NumPy-free, pure Python.
+
+    tracker = HandTracker()
+    for frame, t in frames:
+        for hand in tracker.update(detector.detect(frame), t):
+            print(hand.track_id, hand.x, hand.y, hand.radius)
+
+Detections of consecutive frames are associated greedily, closest first, where closeness is the
+centre distance in units of the track's radius (so a near hand may move farther in pixels than a
+far one). A track that finds no detection coasts, unseen, for `max_missed` frames before its id
+is retired; ids are never reused. Position and radius go through One Euro filters (Casiez et al.,
+CHI 2012): smooth when a hand is still, little lag when it moves fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+from handnet.peaks import Detection
+
+MIN_GATE_RADIUS = 8.0  # pixels; far hands get at least this much room to move between frames
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackedHand:
+    x: float  # smoothed centre, frame pixels
+    y: float
+    radius: float  # smoothed, frame pixels
+    score: float  # this frame's detection score
+    label: str
+    track_id: int  # stable while the hand stays in view; never reused
+    age: int  # frames this track has been seen in, this one included
+
+
+class OneEuroFilter:
+    """One Euro filter of a scalar signal sampled at increasing times (seconds).
+
+    min_cutoff (Hz): smoothing of a still signal (lower: smoother, more lag).
+    beta: how fast the cutoff rises with speed (higher: less lag when moving, in 1/signal unit).
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.02, d_cutoff: float = 1.0):
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError("One Euro filter needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.value: float | None = None
+        self.speed = 0.0
+        self.time: float | None = None
+
+    def __call__(self, value: float, t: float) -> float:
+        if self.value is None or self.time is None or t <= self.time:
+            # First sample, or a repeated timestamp: nothing to differentiate over.
+            if self.value is None:
+                self.value, self.time = float(value), t
+            return self.value
+        dt = t - self.time
+        speed = (value - self.value) / dt
+        self.speed += _alpha(self.d_cutoff, dt) * (speed - self.speed)
+        cutoff = self.min_cutoff + self.beta * abs(self.speed)
+        self.value += _alpha(cutoff, dt) * (value - self.value)
+        self.time = t
+        return self.value
+
+
+def _alpha(cutoff: float, dt: float) -> float:
+    tau = 1.0 / (2 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+@dataclasses.dataclass
+class _Track:
+    track_id: int
+    label: str
+    filters: tuple[OneEuroFilter, OneEuroFilter, OneEuroFilter]
+    x: float
+    y: float
+    radius: float
+    age: int = 1
+    missed: int = 0
+
+    def observe(self, det: Detection, t: float) -> None:
+        fx, fy, fr = self.filters
+        self.x, self.y, self.radius = fx(det.x, t), fy(det.y, t), fr(det.radius, t)
+        self.label = det.label
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerConfig:
+    max_distance: float = 1.5  # association gate, in track radii
+    max_missed: int = 5  # frames a track may go unseen before its id is retired
+    min_cutoff: float = 1.0  # One Euro: Hz
+    beta: float = 0.02  # One Euro: per pixel/second
+    d_cutoff: float = 1.0  # One Euro: Hz
+    smooth: bool = True  # False: raw detections, ids only
+
+
+class HandTracker:
+    """Detections per frame -> TrackedHand per frame, with stable track ids."""
+
+    def __init__(self, config: TrackerConfig | None = None, **options):
+        self.config = dataclasses.replace(config or TrackerConfig(), **options)
+        if self.config.max_distance <= 0 or self.config.max_missed < 0:
+            raise ValueError("HandTracker needs max_distance > 0 and max_missed >= 0")
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def update(self, detections: list[Detection], t: float | None = None) -> list[TrackedHand]:
+        """Hands seen in this frame, strongest first. t: the frame's time in seconds
+        (default: now); video files should pass their own timestamps."""
+        t = time.monotonic() if t is None else float(t)
+        matches = self._associate(detections)
+        hands = []
+        seen = set()
+        for det_index, track in matches:
+            det = detections[det_index]
+            if self.config.smooth:
+                track.observe(det, t)
+            else:
+                self._copy(track, det)
+            track.age += 1
+            track.missed = 0
+            seen.add(det_index)
+            hands.append(self._hand(track, det))
+        for track in self._tracks:
+            if all(track is not matched for _, matched in matches):
+                track.missed += 1
+        self._tracks = [track for track in self._tracks if track.missed <= self.config.max_missed]
+        for k, det in enumerate(detections):
+            if k not in seen:
+                track = self._start(det, t)
+                hands.append(self._hand(track, det))
+        return sorted(hands, key=lambda h: -h.score)
+
+    def _associate(self, detections: list[Detection]) -> list[tuple[int, _Track]]:
+        pairs = []
+        for k, det in enumerate(detections):
+            for track in self._tracks:
+                cost = math.hypot(det.x - track.x, det.y - track.y) / max(track.radius, MIN_GATE_RADIUS)
+                if cost <= self.config.max_distance:
+                    pairs.append((cost, k, track))
+        pairs.sort(key=lambda p: p[0])
+        used_dets, used_tracks, matches = set(), set(), []
+        for _, k, track in pairs:
+            if k not in used_dets and id(track) not in used_tracks:
+                used_dets.add(k)
+                used_tracks.add(id(track))
+                matches.append((k, track))
+        return matches
+
+    def _start(self, det: Detection, t: float) -> _Track:
+        c = self.config
+        filters = tuple(OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff) for _ in range(3))
+        track = _Track(self._next_id, det.label, filters, det.x, det.y, det.radius)
+        track.observe(det, t)
+        self._next_id += 1
+        self._tracks.append(track)
+        return track
+
+    @staticmethod
+    def _copy(track: _Track, det: Detection) -> None:
+        track.x, track.y, track.radius, track.label = det.x, det.y, det.radius, det.label
+
+    @staticmethod
+    def _hand(track: _Track, det: Detection) -> TrackedHand:
+        return TrackedHand(track.x, track.y, track.radius, det.score, track.label, track.track_id, track.age)

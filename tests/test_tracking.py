@@ -1,0 +1,93 @@
+"""handnet.tracking: stable ids across frames, and One Euro smoothing that calms a still hand
+without lagging a moving one."""
+
+import numpy as np
+import pytest
+
+from handnet.peaks import Detection
+from handnet.tracking import HandTracker, OneEuroFilter
+
+FPS = 30
+
+
+def det(x, y, radius=20.0, score=0.9):
+    return Detection(float(x), float(y), float(radius), score, "open")
+
+
+def test_one_euro_calms_a_still_noisy_signal():
+    rng = np.random.default_rng(0)
+    raw = 100 + rng.normal(0, 3, 120)
+    f = OneEuroFilter(min_cutoff=1.0, beta=0.0)
+    smooth = np.array([f(v, k / FPS) for k, v in enumerate(raw)])
+    assert np.std(smooth[30:]) < 0.35 * np.std(raw[30:])
+    assert abs(np.mean(smooth[30:]) - 100) < 1.5
+
+
+def test_one_euro_beta_cuts_lag_on_a_fast_move():
+    ramp = [10.0 * k for k in range(60)]  # 300 px/s
+    lag = {}
+    for beta in (0.0, 0.05):
+        f = OneEuroFilter(min_cutoff=1.0, beta=beta)
+        lag[beta] = ramp[-1] - [f(v, k / FPS) for k, v in enumerate(ramp)][-1]
+    assert lag[0.05] < 0.3 * lag[0.0]
+    assert lag[0.05] > 0
+
+
+def test_one_euro_rejects_bad_settings():
+    with pytest.raises(ValueError):
+        OneEuroFilter(min_cutoff=0)
+
+
+def test_two_moving_hands_keep_their_ids():
+    tracker = HandTracker()
+    ids = []
+    for k in range(20):
+        hands = tracker.update([det(50 + 6 * k, 100), det(300 - 5 * k, 60, radius=30)], k / FPS)
+        ids.append({h.track_id: round(h.y) for h in hands})
+    assert all(len(frame) == 2 for frame in ids)
+    assert all(frame == ids[0] for frame in ids), "each hand keeps one id, and ids never swap"
+
+
+def test_a_far_hand_may_move_its_minimum_gate():
+    tracker = HandTracker()
+    first = tracker.update([det(100, 100, radius=4)], 0)[0].track_id
+    second = tracker.update([det(110, 100, radius=4)], 1 / FPS)[0].track_id  # 10 px: < 1.5 x 8 px
+    assert first == second
+
+
+def test_a_hand_that_vanishes_briefly_keeps_its_id_and_ids_are_never_reused():
+    tracker = HandTracker(max_missed=3)
+    first = tracker.update([det(100, 100)], 0)[0].track_id
+    for k in range(1, 4):
+        assert tracker.update([], k / FPS) == []
+    assert tracker.update([det(102, 101)], 4 / FPS)[0].track_id == first
+    for k in range(5, 10):
+        tracker.update([], k / FPS)
+    again = tracker.update([det(102, 101)], 10 / FPS)[0].track_id
+    assert again != first and again > first
+
+
+def test_a_jump_across_the_frame_is_a_new_hand():
+    tracker = HandTracker()
+    a = tracker.update([det(50, 50)], 0)[0].track_id
+    b = tracker.update([det(250, 200)], 1 / FPS)[0].track_id
+    assert a != b
+
+
+def test_smoothing_steadies_a_jittery_hand_and_can_be_turned_off():
+    rng = np.random.default_rng(1)
+    noisy = [det(200 + rng.normal(0, 2), 150 + rng.normal(0, 2), 30 + rng.normal(0, 2)) for _ in range(60)]
+    smooth = HandTracker()
+    raw = HandTracker(smooth=False)
+    s = np.array([[h.x, h.radius] for k, d in enumerate(noisy) for h in smooth.update([d], k / FPS)])
+    r = np.array([[h.x, h.radius] for k, d in enumerate(noisy) for h in raw.update([d], k / FPS)])
+    assert np.allclose(r, [[d.x, d.radius] for d in noisy])
+    assert (s[20:].std(axis=0) < 0.5 * r[20:].std(axis=0)).all()
+
+
+def test_hands_come_strongest_first_with_their_scores():
+    tracker = HandTracker()
+    hands = tracker.update([det(10, 10, score=0.5), det(200, 10, score=0.8)], 0)
+    assert [h.score for h in hands] == [0.8, 0.5]
+    assert all(h.age == 1 for h in hands)
+    assert [h.age for h in tracker.update([det(12, 10, score=0.5)], 1 / FPS)] == [2]
