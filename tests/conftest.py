@@ -114,3 +114,31 @@ def toy_run(toy, tmp_path_factory):
     config.save(run / "config.json")
     export_model(model, config, "int8", run / "model-int8.tflite", frames=[f.astype(np.float32) for f in frames])
     return run
+
+
+# A video for infer.py and the demo game: one disk moving right past a still one, in frames
+# twice the toy model's input, so coordinates must come back in video pixels.
+VIDEO_SCALE = 2
+STILL = (140.0, 40.0, 16.0)  # x, y, radius in video pixels
+
+
+def moving_centre(k):
+    return 30.0 + 4.0 * k, 90.0, 14.0
+
+
+def disk_frame(rng, disks):
+    h, w = TOY_SIZE[0] * VIDEO_SCALE, TOY_SIZE[1] * VIDEO_SCALE
+    image = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
+    for x, y, r in disks:
+        cv2.circle(image, (round(x), round(y)), round(r), DISK_COLOUR, -1)
+    return image
+
+
+def write_disk_video(path: Path, frames: int, fps: float = 15.0) -> Path:
+    rng = np.random.default_rng(5)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps,
+                             (TOY_SIZE[1] * VIDEO_SCALE, TOY_SIZE[0] * VIDEO_SCALE))
+    for k in range(frames):
+        writer.write(disk_frame(rng, [moving_centre(k), STILL]))
+    writer.release()
+    return path

@@ -10,39 +10,17 @@ import numpy as np
 import pytest
 
 import infer
-from conftest import DISK_COLOUR, ROOT, TOY_SIZE
+from conftest import ROOT, STILL, VIDEO_SCALE, TOY_SIZE, disk_frame, moving_centre, write_disk_video
 from handnet.live import open_detector, run_live
 from handnet.sources import Frame, Source
 from handnet.tracking import HandTracker
 
-SCALE = 2  # video frames are twice the model input: coordinates must come back in video pixels
 FRAMES = 12
-STILL = (140.0, 40.0, 16.0)  # x, y, radius in video pixels
-
-
-def moving_centre(k):
-    return 30.0 + 4.0 * k, 90.0, 14.0
-
-
-def disk_frame(rng, disks):
-    h, w = TOY_SIZE[0] * SCALE, TOY_SIZE[1] * SCALE
-    image = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
-    for x, y, r in disks:
-        cv2.circle(image, (round(x), round(y)), round(r), DISK_COLOUR, -1)
-    return image
 
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    """An .avi of a disk moving right past a still one."""
-    path = tmp_path_factory.mktemp("video") / "disks.avi"
-    rng = np.random.default_rng(5)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0,
-                             (TOY_SIZE[1] * SCALE, TOY_SIZE[0] * SCALE))
-    for k in range(FRAMES):
-        writer.write(disk_frame(rng, [moving_centre(k), STILL]))
-    writer.release()
-    return path
+    return write_disk_video(tmp_path_factory.mktemp("video") / "disks.avi", FRAMES)
 
 
 def read_jsonl(path):
@@ -77,7 +55,7 @@ def test_a_video_goes_through_headless_with_json_and_video_out(toy_run, video, t
     assert len(moving_ids) == 1 and len(still_ids) == 1 and moving_ids != still_ids, "stable track ids"
     saved = cv2.VideoCapture(str(out))
     assert int(saved.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
-    assert saved.read()[1].shape == (TOY_SIZE[0] * SCALE, TOY_SIZE[1] * SCALE, 3)
+    assert saved.read()[1].shape == (TOY_SIZE[0] * VIDEO_SCALE, TOY_SIZE[1] * VIDEO_SCALE, 3)
 
 
 def test_a_folder_gets_a_line_per_image_even_without_hands(toy_run, tmp_path):
