@@ -17,7 +17,8 @@ import time
 from handnet.config import Config
 
 HELP = {
-    "data": "dataset folder(s), any supported format; default: the synthetic set (generated if missing)",
+    "data": "dataset folder(s), any supported format; default: datasets/synthetic, the built-in set, which is "
+            "generated whenever it is named and missing",
     "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label",
     "preset": "model preset: fast | seed",
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",

@@ -36,7 +36,7 @@ SYNTHETIC_DIR = Path("datasets/synthetic")
 TUNE_IMAGES = 300  # training images the score threshold is tuned on
 
 
-def ensure_synthetic(config: Config, root: Path = SYNTHETIC_DIR) -> Path:
+def ensure_synthetic(config: Config, root: Path) -> Path:
     """The default dataset: generated once, regenerated if its count, size or seed changed."""
     wanted = {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": config.seed, "count": config.synthetic_count,
               "size": list(config.input_size)}
@@ -79,7 +79,9 @@ def train(config: Config) -> dict:
         check_size(config.preset, config.train_size, "--crop-size")
     model = build_model(config, flexible=True)  # crops in training, whole frames in evaluation
     if not config.data:
-        config.data = [str(ensure_synthetic(config))]
+        config.data = [str(SYNTHETIC_DIR)]
+    if any(Path(d) == SYNTHETIC_DIR for d in config.data):
+        ensure_synthetic(config, SYNTHETIC_DIR)  # the built-in set, alone or mixed with real folders
     samples = load_samples(config.data, config.labels)
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
     print(f"{len(samples)} images: {len(train_samples)} train, {len(val_samples)} validation "

@@ -124,3 +124,16 @@ def test_bad_settings_are_one_line_errors(flags, message, tmp_path, capsys):
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"error: {message}" in last_line, last_line
     assert not (tmp_path / "run").exists()
+
+
+def test_the_builtin_set_is_generated_when_named_beside_real_folders(tmp_path, native_dataset, monkeypatch):
+    from handnet import training
+
+    monkeypatch.setattr(training, "SYNTHETIC_DIR", tmp_path / "synthetic")
+    out = tmp_path / "mixed"
+    assert train.main(["--data", str(tmp_path / "synthetic"), str(native_dataset), "--synthetic-count", "12", "--group-size", "2",
+                       "--out", str(out), "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    index = json.loads((tmp_path / "synthetic" / "hands.json").read_text())
+    assert len(index["images"]) == 12 and index["generator"]["size"] == [64, 96]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["per_dataset"]) == {str(tmp_path / "synthetic"), str(native_dataset)}
