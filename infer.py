@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from handnet.live import open_detector, run_live
 from handnet.sources import SourceError, open_source
 from handnet.tracking import HandTracker, TrackerConfig
 
-DEFAULT_MODEL = "models/handnet-fast-int8.tflite"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "handnet-fast-int8.tflite"  # shipped
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f".tflite (no TensorFlow needed) or a run's "
-                        f"model.keras (default: the shipped {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help=".tflite (no TensorFlow needed) or a run's "
+                        "model.keras (default: the shipped models/handnet-fast-int8.tflite)")
     parser.add_argument("--source", default="0", help="webcam index, video file, image, folder of images or "
                         "stream URL (default: 0, the first webcam)")
     parser.add_argument("--headless", action="store_true", help="no window (servers, tests, batch jobs)")
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
         detector = open_detector(args.model, args.threads, args.threshold)
         source = open_source(args.source)
     except (SourceError, FileNotFoundError, ValueError) as err:
-        hint = " (train one with python train.py, or pass --model)" if args.model == DEFAULT_MODEL else ""
+        hint = " (train one with python train.py, or pass --model)" if args.model == str(DEFAULT_MODEL) else ""
         print(f"error: {err}{hint if isinstance(err, FileNotFoundError) else ''}", file=sys.stderr)
         return 2
     try:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from handnet.runtime import HandDetector, HandTracker  # noqa: E402
 from handnet.sources import SourceError, open_source  # noqa: E402
 
-DEFAULT_MODEL = "models/handnet-fast-int8.tflite"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "handnet-fast-int8.tflite"
 SCREEN = (960, 720)  # width, height
 
 
@@ -109,7 +109,8 @@ def draw(screen, pygame, font, frame: np.ndarray, game: BubbleGame, hands) -> No
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"handnet .tflite (default {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="handnet .tflite (default: the shipped "
+                        "models/handnet-fast-int8.tflite)")
     parser.add_argument("--source", default="0", help="webcam index, video file or stream URL (default 0)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of a game (default %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the detector")

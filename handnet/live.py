@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -228,6 +229,9 @@ def run_live(detector, source: Source, tracker: HandTracker | None = None, show:
 
 
 def open_window() -> None:
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # OpenCV's Qt backend aborts the whole process without a display; say so first.
+        raise RuntimeError("no display (DISPLAY is not set); run with --headless")
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
     except cv2.error as err:

@@ -121,6 +121,15 @@ def test_bad_input_gets_a_clear_error_and_exit_code(toy_run, video, args, messag
     assert message in capsys.readouterr().err
 
 
+def test_no_display_without_headless_is_a_clear_error(toy_run, video, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    jsonl = tmp_path / "never.jsonl"
+    assert infer.main(["--model", str(toy_run / "model-int8.tflite"), "--source", str(video), "--json", str(jsonl)]) == 2
+    assert "--headless" in capsys.readouterr().err
+    assert not jsonl.exists(), "nothing half-written"
+
+
 def test_a_tflite_run_never_imports_tensorflow(toy_run, video, tmp_path):
     code = ("import sys, infer; "
             f"rc = infer.main(['--model', {str(toy_run / 'model-int8.tflite')!r}, '--source', {str(video)!r}, "
