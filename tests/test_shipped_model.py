@@ -25,13 +25,13 @@ def test_it_ships_as_a_small_self_describing_int8_file():
 def test_it_finds_near_open_hands_in_scenes_it_never_saw():
     detector = HandDetector(MODEL, num_threads=1, score_threshold=0.05)
     per_image = []
-    for index in range(40):
+    for index in range(60):
         image, hands = generate_scene(seed=12345, index=index)  # training used seed 0
         truth = [Hand(h["x"], h["y"], h["radius"], h["label"], "positive" if h["label"] == "open" else "ignore")
                  for h in hands]
         per_image.append(match_image(detector.detect(image), truth, image.shape[:2]))
     near = evaluate_matches(per_image, detector.info.score_threshold)["near"]
-    assert near["hands"] >= 15
+    assert near["hands"] >= 20
     assert near["recall"] >= 0.5 and near["precision"] >= 0.7, near
 
 
