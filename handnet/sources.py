@@ -133,7 +133,7 @@ class LiveSource(Source):
     def __init__(self, device: int | str, name: str, retries: int = LIVE_RETRIES):
         super().__init__()
         self.name, self.retries = name, retries
-        self.capture = cv2.VideoCapture(device)
+        self.capture = _quietly_open(device)
         if not self.capture.isOpened():
             self.capture.release()
             hint = " (none attached, or in use by another program)" if isinstance(device, int) else ""
@@ -195,6 +195,18 @@ class LiveSource(Source):
         self._finish("closed")
         self._thread.join(timeout=2.0)
         self.capture.release()
+
+
+def _quietly_open(device: int | str) -> cv2.VideoCapture:
+    """cv2.VideoCapture without OpenCV's own warnings while it probes backends: a failure gets
+    one clear SourceError from the caller instead."""
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(device)
+    finally:
+        logging.setLogLevel(level)
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:

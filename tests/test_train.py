@@ -97,14 +97,6 @@ def test_dry_run_prints_the_seed_network(capsys):
             "(60,106,512) (60,106,512) (60,106,512) (30,53,512) (30,53,1)") in out
 
 
-def test_infer_stub_says_it_is_coming():
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "infer.py"], capture_output=True, text=True, cwd=train.__file__.rsplit("/", 1)[0])
-    assert result.returncode == 2 and "not implemented yet" in result.stderr
-
-
 def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
     args = ["--data", str(tiny_synthetic), "--out", str(tmp_path / "run"), "--augment", "--crop-size", "40", "90", *TINY]
     assert train.main(args) == 2
