@@ -27,6 +27,23 @@ def draw_hands(frame: np.ndarray, hands=(), detections: list[Detection] = ()) ->
     return out
 
 
+def draw_overlay(image: np.ndarray, hands, summary_line: str, tracked: bool) -> np.ndarray:
+    """infer.py's live view: each hand's circle with label, score and (tracked) track id, and a
+    status line on top."""
+    out = image.copy()
+    scale = max(0.4, min(out.shape[:2]) / 800)
+    for h in hands:
+        centre = (round(h.x), round(h.y))
+        cv2.circle(out, centre, max(2, round(h.radius)), DETECTION_COLOUR, 2, cv2.LINE_AA)
+        tag = f"#{h.track_id} " if tracked else ""
+        cv2.putText(out, f"{tag}{h.label} {h.score:.2f}", (centre[0] - round(h.radius), centre[1] - round(h.radius) - 4),
+                    cv2.FONT_HERSHEY_SIMPLEX, scale, DETECTION_COLOUR, 1, cv2.LINE_AA)
+    cv2.rectangle(out, (0, 0), (out.shape[1], round(22 * scale / 0.4)), (0, 0, 0), -1)
+    cv2.putText(out, summary_line, (4, round(15 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
 def heatmap_to_bgr(heatmap: np.ndarray, size_hw, weight: np.ndarray | None = None) -> np.ndarray:
     """(h, w) in [0, 1] -> (H, W, 3) uint8 colour map; zero-weight pixels shaded blue."""
     image = cv2.applyColorMap((np.clip(heatmap, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handnet.draw import draw_overlay
 from handnet.letterbox import apply_letterbox
 from handnet.peaks import detect_hands
 from handnet.runtime import HandDetector, check_frame
@@ -27,7 +28,6 @@ from handnet.tracking import HandTracker
 STAGES = ("capture", "preprocess", "inference", "peaks", "draw")
 WINDOW = "handnet"
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q, Esc
-HAND_COLOUR = (255, 80, 255)
 
 
 def open_detector(path: str | os.PathLike, num_threads: int | None = None, score_threshold: float | None = None):
@@ -141,22 +141,6 @@ class VideoOut:
         if self.writer is not None:
             self.writer.release()
             os.replace(self.partial, self.path)
-
-
-def draw_overlay(image: np.ndarray, hands, summary_line: str, tracked: bool) -> np.ndarray:
-    """Circles with radius, score, label and track id, plus a status line on top."""
-    out = image.copy()
-    scale = max(0.4, min(out.shape[:2]) / 800)
-    for h in hands:
-        centre = (round(h.x), round(h.y))
-        cv2.circle(out, centre, max(2, round(h.radius)), HAND_COLOUR, 2, cv2.LINE_AA)
-        tag = f"#{h.track_id} " if tracked else ""
-        cv2.putText(out, f"{tag}{h.label} {h.score:.2f}", (centre[0] - round(h.radius), centre[1] - round(h.radius) - 4),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale, HAND_COLOUR, 1, cv2.LINE_AA)
-    cv2.rectangle(out, (0, 0), (out.shape[1], round(22 * scale / 0.4)), (0, 0, 0), -1)
-    cv2.putText(out, summary_line, (4, round(15 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (255, 255, 255), 1, cv2.LINE_AA)
-    return out
 
 
 def run_live(detector, source: Source, tracker: HandTracker | None = None, show: bool = True,

@@ -115,7 +115,6 @@ class HandTracker:
         t = time.monotonic() if t is None else float(t)
         matches = self._associate(detections)
         hands = []
-        seen = set()
         for det_index, track in matches:
             det = detections[det_index]
             if self.config.smooth:
@@ -124,12 +123,13 @@ class HandTracker:
                 self._copy(track, det)
             track.age += 1
             track.missed = 0
-            seen.add(det_index)
             hands.append(self._hand(track, det))
+        matched = {id(track) for _, track in matches}
         for track in self._tracks:
-            if all(track is not matched for _, matched in matches):
+            if id(track) not in matched:
                 track.missed += 1
         self._tracks = [track for track in self._tracks if track.missed <= self.config.max_missed]
+        seen = {det_index for det_index, _ in matches}
         for k, det in enumerate(detections):
             if k not in seen:
                 track = self._start(det, t)
