@@ -158,6 +158,7 @@ def run_live(detector, source: Source, tracker: HandTracker | None = None, show:
     video = VideoOut(save, source.fps or 30.0) if save else None
     rate = _Rate()
     started = time.perf_counter()
+    quitting = False
     try:
         frames = iter(source)
         while True:
@@ -187,15 +188,15 @@ def run_live(detector, source: Source, tracker: HandTracker | None = None, show:
                 shown = draw_overlay(frame.image, hands, status, tracker is not None)
                 if video:
                     video.write(shown)
-                if show and not show_frame(shown):
-                    summary.end_reason = "quit"
+                quitting = show and not show_frame(shown)
             stage["draw"] = 1000 * (time.perf_counter() - drawing)
             rate.tick(stage)
             summary.frames += 1
             summary.hands += len(hands)
             for name in STAGES:
                 summary.stage_ms[name] += stage.get(name, 0.0)
-            if summary.end_reason == "quit":
+            if quitting:
+                summary.end_reason = "quit"
                 break
     except KeyboardInterrupt:
         summary.end_reason = "interrupted (Ctrl-C)"

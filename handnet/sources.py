@@ -142,7 +142,6 @@ class LiveSource(Source):
         self.fps = fps if fps and 0 < fps < 1000 else None
         self._lock = threading.Condition()
         self._latest: tuple[np.ndarray, float] | None = None
-        self._delivered = 0  # frames the camera gave
         self._taken = 0  # frames the consumer took
         self._stopped = False
         self._started = time.monotonic()
@@ -166,7 +165,6 @@ class LiveSource(Source):
                 if self._latest is not None:
                     self.dropped += 1  # the consumer never saw the previous one
                 self._latest = (image, time.monotonic() - self._started)
-                self._delivered += 1
                 self._lock.notify_all()
 
     def _finish(self, reason: str) -> None:
