@@ -1,10 +1,12 @@
-"""Train a hand-heatmap detector.
+"""Train a hand-heatmap detector, or a gesture classifier of hand crops.
 
     python train.py                                   # synthetic data, fast preset, ~10 min on 2 CPU cores
     python train.py --data ../shared/datasets/roboflow-hands --labels hand=positive --out runs/hands
     python train.py --preset seed --dry-run                  # prints the network, trains nothing
+    python train.py gestures --data DIR --loss bce_na --out runs/gestures [--unseen UDIR] [--compare]
 
-Every flag maps onto a field of handnet.config.Config (`--batch-size` -> batch_size).
+Every flag maps onto a field of handnet.config.Config (`--batch-size` -> batch_size), or of
+GestureConfig after `gestures`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import dataclasses
 import sys
 import time
 
-from handnet.config import Config
+from handnet.config import Config, GestureConfig
 
 HELP = {
     "data": "dataset folder(s), any supported format; default: datasets/synthetic, the built-in set, which is "
@@ -30,18 +32,29 @@ HELP = {
     "target": "gaussian | disk",
     "export": "write runs/<name>/model-int8.tflite for handnet.runtime at the end (--no-export skips it)",
 }
-SKIP = {"version"}
+GESTURE_HELP = {
+    "data": "folder with one sub-folder of crops per known gesture plus na/ (default: the synthetic gesture "
+            "crops, generated into datasets/synthetic-gestures when missing)",
+    "unseen": "folder with one sub-folder per unseen gesture, never trained on (default: <data>-unseen if it exists)",
+    "loss": "ce | bce | bce_na",
+    "threshold": "top score under which the answer is na (replaced by the best one on validation crops "
+                 "unless --no-tune-threshold)",
+    "out": "run folder (default: runs/gestures-<loss>-<date>-<time>)",
+    "export": "write runs/<name>/gestures-int8.tflite for handnet.runtime at the end",
+}
+SKIP = {"version", "classes"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = Config()
-    for field in dataclasses.fields(Config):
+def build_parser(config_class=Config, help_texts=HELP, description=__doc__) -> argparse.ArgumentParser:
+    """One flag per field of the config dataclass."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = config_class()
+    for field in dataclasses.fields(config_class):
         if field.name in SKIP:
             continue
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
-        help_text = HELP.get(field.name, "")
+        help_text = help_texts.get(field.name, "")
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif isinstance(default, list):
@@ -51,13 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, nargs="*", type=int, default=default, metavar="SIDE", help=help_text)
         else:
             parser.add_argument(flag, type=type(default), default=default, help=help_text or f"default {default}")
-    parser.add_argument("--dry-run", action="store_true", help="build the model, print its summary, and stop")
     return parser
 
 
 def main(argv=None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # per-epoch lines show up in logs as they happen
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gestures"]:
+        return gestures_main(argv[1:])
     parser = build_parser()
+    parser.add_argument("--dry-run", action="store_true", help="build the model, print its summary, and stop")
     args = vars(parser.parse_args(argv))
     dry_run = args.pop("dry_run")
     try:
@@ -77,6 +93,33 @@ def main(argv=None) -> int:
             print(describe_model(build_model(config)))
             return 0
         train(config)
+    except (DatasetError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the run folder holds config.json and the curves so far", file=sys.stderr)
+        return 130
+    return 0
+
+
+def gestures_main(argv) -> int:
+    parser = build_parser(GestureConfig, GESTURE_HELP, "python train.py gestures: " + __doc__)
+    parser.add_argument("--compare", action="store_true",
+                        help="train ce, bce and bce_na on the same split into <out>/<loss>; tabulate them")
+    args = vars(parser.parse_args(argv))
+    compare = args.pop("compare")
+    try:
+        config = GestureConfig(**args)
+    except ValueError as err:
+        parser.error(str(err))
+    if not config.out:
+        config.out = f"runs/gestures-{'compare' if compare else config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    from handnet.annotations import DatasetError
+    from handnet.gestures import compare_losses, train_gestures
+
+    try:
+        compare_losses(config) if compare else train_gestures(config)
     except (DatasetError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -24,8 +24,28 @@ PRESET_STRIDES = {"seed": 8, "fast": 8}
 PRESET_INPUT_SIZES = {"seed": (240, 426), "fast": (240, 320)}
 
 
+class SavedConfig:
+    """JSON round trips shared by the config dataclasses."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_text_atomic(Path(path), self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SavedConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "SavedConfig":
+        """Fields of a saved config; keys this version does not know are skipped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
 @dataclasses.dataclass
-class Config:
+class Config(SavedConfig):
     # data
     data: list[str] = dataclasses.field(default_factory=list)  # empty: the synthetic set
     labels: str = DEFAULT_LABELS
@@ -100,21 +120,47 @@ class Config:
     def output_size(self) -> tuple[int, int]:
         return self.heatmap_size(self.input_size)
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+GESTURE_LOSSES = ("ce", "bce", "bce_na")
 
-    def save(self, path: str | os.PathLike) -> None:
-        write_text_atomic(Path(path), self.to_json() + "\n")
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "Config":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+@dataclasses.dataclass
+class GestureConfig(SavedConfig):
+    """The gesture classifier of hand crops (handnet.gestures); saved as config.json beside it."""
 
-    @classmethod
-    def from_dict(cls, raw: dict) -> "Config":
-        """Fields of a saved config; keys this version does not know are skipped."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+    # data
+    data: str = ""  # one sub-folder per known gesture, plus na_name/; "" = the synthetic set
+    unseen: str = ""  # one sub-folder per unseen gesture; "" = <data>-unseen where it exists
+    na_name: str = "na"
+    val_fraction: float = 0.2
+    group_size: int = 8  # consecutive files kept on one side of the split
+    # model
+    input_side: int = 64  # crops are input_side x input_side BGR
+    width: int = 32  # filters of the first block; doubled twice
+    # loss and optimisation
+    loss: str = "bce_na"  # ce | bce | bce_na
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    augment: bool = True
+    seed: int = 0
+    # decision
+    threshold: float = 0.4  # the top score under it means na; train.py picks it on validation images
+    tune_threshold: bool = True
+    classes: list[str] = dataclasses.field(default_factory=list)  # set by training: known gestures, then na
+    # deliverable
+    export: bool = True  # write gestures-int8.tflite at the end of training
+    out: str = ""
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        if self.loss not in GESTURE_LOSSES:
+            raise ValueError(f"unknown gesture loss '{self.loss}' (choose from {', '.join(GESTURE_LOSSES)})")
+        if self.input_side < 16 or self.input_side % 8:
+            raise ValueError(f"input_side must be a multiple of 8, at least 16; got {self.input_side}")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if not self.na_name:
+            raise ValueError("na_name must not be empty")
 
 
 def parse_labels(spec: str) -> dict[str, str]:

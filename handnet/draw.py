@@ -89,6 +89,35 @@ def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike) -> None
     plt.close(fig)
 
 
+def plot_confusion(matrices: list[tuple[str, np.ndarray, list[str]]], columns: list[str],
+                   path: str | os.PathLike) -> None:
+    """Confusion matrices side by side as a PNG: (title, counts (rows, columns), row names) each,
+    sharing the predicted-class names `columns`. Cells show counts, shaded by row share."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(1.6 + 0.55 * len(columns) * len(matrices) + 1.2 * len(matrices),
+                                                        1.6 + 0.45 * max(len(rows) for _, _, rows in matrices)),
+                             squeeze=False)
+    for ax, (title, counts, rows) in zip(axes[0], matrices):
+        counts = np.asarray(counts)
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        for (i, j), value in np.ndenumerate(counts):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _number(text) -> float | None:
     try:
         return float(text)

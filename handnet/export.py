@@ -42,6 +42,7 @@ def model_metadata(config: Config, mode: str, label: str) -> dict:
         "format": "handnet-tflite",
         "metadata_version": METADATA_VERSION,
         "handnet_version": __version__,
+        "task": "hands",
         "preset": config.preset,
         "mode": mode,
         "input": {"height": config.input_size[0], "width": config.input_size[1], "channels": 3,
@@ -77,7 +78,7 @@ def fixed_size_model(model, config: Config):
     return fixed
 
 
-def convert(model, config: Config, mode: str, frames: list[np.ndarray] | None = None) -> bytes:
+def convert(model, mode: str, frames: list[np.ndarray] | None = None) -> bytes:
     """A fixed-size Keras model (fixed_size_model) -> TFLite bytes, builtin ops only. frames: the
     representative set, needed by int8 (qat models pass theirs too)."""
     import tempfile  # noqa: PLC0415
@@ -89,7 +90,7 @@ def convert(model, config: Config, mode: str, frames: list[np.ndarray] | None = 
         raise ValueError(f"unknown mode '{mode}' (choose from {', '.join(MODES)})")
     if mode in ("int8", "qat") and not frames:
         raise ValueError(f"mode {mode} needs representative frames")
-    height, width = config.input_size
+    height, width = model.input_shape[1:3]
     if not isinstance(model, keras.Model):  # tf_keras, from handnet.qat
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         _configure(converter, mode, frames)
@@ -120,7 +121,7 @@ def _configure(converter, mode: str, frames) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([frame[None]] for frame in frames)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        # Camera pixels are uint8 already, and a sigmoid heatmap fits uint8's 1/256 steps.
+        # Camera pixels are uint8 already, and sigmoid (or softmax) outputs fit uint8's 1/256 steps.
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
 
@@ -157,10 +158,51 @@ def export_model(model, config: Config, mode: str, out: str | os.PathLike, frame
         from handnet.qat import quantization_aware_finetune  # noqa: PLC0415
 
         fixed = quantization_aware_finetune(fixed, config, epochs=qat_epochs, progress=progress)
-    tflite = embed_metadata(convert(fixed, config, mode, frames), model_metadata(config, mode, detection_label(config)))
+    tflite = embed_metadata(convert(fixed, mode, frames), model_metadata(config, mode, detection_label(config)))
+    return write_atomic(out, tflite)
+
+
+def gesture_metadata(config, mode: str) -> dict:
+    """The record of a gesture classifier (handnet.gestures); handnet.runtime.GestureInfo reads it."""
+    from handnet.crops import CROP_SCALE  # noqa: PLC0415
+
+    return {
+        "format": "handnet-tflite",
+        "metadata_version": METADATA_VERSION,
+        "handnet_version": __version__,
+        "task": "gestures",
+        "mode": mode,
+        "input": {"height": config.input_side, "width": config.input_side, "channels": 3, "color": "BGR",
+                  "range": [0, 255], "resize": "hand crop", "crop_scale": CROP_SCALE, "pad_value": 0},
+        "output": {"name": "scores", "activation": "softmax" if config.loss == "ce" else "sigmoid"},
+        "labels": list(config.classes),  # known gestures, then na
+        "na": config.na_name,
+        "score_threshold": config.threshold,
+        "loss": config.loss,
+        "config": json.loads(config.to_json()),
+    }
+
+
+def export_gesture_model(model, config, out: str | os.PathLike, examples, mode: str = "int8") -> Path:
+    """A trained gesture classifier -> .tflite with its metadata, written atomically. examples:
+    training crops (handnet.gesture_data.Example), of which int8 calibrates on up to
+    REPRESENTATIVE_FRAMES spread over the set."""
+    from handnet.gesture_data import load_crop  # noqa: PLC0415
+
+    if mode not in ("fp32", "fp16", "dynamic", "int8"):
+        raise ValueError(f"gesture classifiers export as fp32, fp16, dynamic or int8, not '{mode}'")
+    frames = None
+    if mode == "int8":
+        picked = examples[:: max(1, len(examples) // REPRESENTATIVE_FRAMES)][:REPRESENTATIVE_FRAMES]
+        frames = [load_crop(e.path, config.input_side).astype(np.float32) for e in picked]
+    return write_atomic(out, embed_metadata(convert(model, mode, frames), gesture_metadata(config, mode)))
+
+
+def write_atomic(out: str | os.PathLike, data: bytes) -> Path:
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
-    tmp.write_bytes(tflite)
+    tmp.write_bytes(data)
     os.replace(tmp, out)
     return out
 

@@ -1,4 +1,4 @@
-"""Detection metrics with a centre-distance match rule. NumPy only.
+"""Detection metrics with a centre-distance match rule, and open-set gesture metrics. NumPy only.
 
 A detection is a true positive when its centre lies within `match_distance` radii of a positive
 hand's centre not matched yet (radii floored at MIN_MATCH_PX, so far hands stay matchable);
@@ -88,3 +88,56 @@ def evaluate_matches(per_image, threshold: float) -> dict:
     for size in SIZES:
         result[size] = summarise([c for c in counted if c[2] == size], [t for t in truths if t[0] == size], threshold)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Open-set gesture metrics. Scores are (N, K + 1): K known gestures, then na. Every loss is read
+# the same way (decide_gestures), so the figures of ce, bce and bce_na compare like for like.
+
+
+def decide_gestures(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """(N, K + 1) scores -> (N,) class indices; K (na) where the top score is under threshold."""
+    scores = np.asarray(scores, np.float32).reshape(len(scores), -1)
+    picked = scores.argmax(axis=1)
+    picked[scores.max(axis=1) < threshold] = scores.shape[1] - 1
+    return picked
+
+
+def thresholded_accuracy(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.4) -> float:
+    """The share of examples whose thresholded decision is their class (na examples: index K)."""
+    truth = np.asarray(truth)
+    return float(np.mean(decide_gestures(scores, threshold) == truth)) if len(truth) else float("nan")
+
+
+def confusion_matrix(truth, predicted, rows: int, columns: int) -> np.ndarray:
+    """(rows, columns) int counts: truth index down, predicted index across."""
+    matrix = np.zeros((rows, columns), np.int64)
+    np.add.at(matrix, (np.asarray(truth, np.int64), np.asarray(predicted, np.int64)), 1)
+    return matrix
+
+
+def gesture_figures(truth, predicted, known: int) -> dict:
+    """known_accuracy (known examples given their own gesture), unknown_to_na (na examples
+    given na), balanced_accuracy (mean recall over the K gestures and na), thresholded_accuracy."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    is_known = truth < known
+    recalls = [np.mean(predicted[truth == c] == c) for c in range(known + 1) if np.any(truth == c)]
+    return {
+        "known_accuracy": _share(predicted[is_known] == truth[is_known]),
+        "unknown_to_na": _share(predicted[~is_known] == known),
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+        "thresholded_accuracy": _share(predicted == truth),
+    }
+
+
+def choose_gesture_threshold(truth, scores, known: int) -> float:
+    """The threshold on a 0.05 grid with the best balanced accuracy (ties: the higher one, which
+    says na more readily)."""
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    results = [gesture_figures(truth, decide_gestures(scores, t), known)["balanced_accuracy"] for t in grid]
+    best = max(results)
+    return float(max(t for t, r in zip(grid, results) if r >= best - 1e-12))
+
+
+def _share(hits: np.ndarray) -> float:
+    return float(np.mean(hits)) if len(hits) else float("nan")

@@ -72,19 +72,19 @@ def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
     layers = k.layers
     image = k.Input((*input_size, 3), name="image")
     x = layers.Rescaling(1 / 255, name="unit_pixels")(image) if unit_pixels else image
-    x = _conv_bn(x, 16, 3, 2, "stem", k)  # 1/2; its batch-norm normalises the pixels
-    x = _conv_bn(x, 32, 3, 2, "s4_a", k)  # 1/4
-    x = _conv_bn(x, 32, 3, 1, "s4_b", k)
-    x = _conv_bn(x, 64, 3, 2, "s8_a", k)  # 1/8
-    x = _conv_bn(x, 64, 3, 1, "s8_b", k)
-    s8 = _conv_bn(x, 64, 3, 1, "s8_c", k)
-    x = _conv_bn(s8, 96, 3, 2, "s16_a", k)  # 1/16: context for near hands
-    x = _conv_bn(x, 96, 3, 1, "s16_b", k)
-    x = _conv_bn(x, 96, 3, 1, "s16_c", k)
-    x = _conv_bn(x, 64, 1, 1, "s16_reduce", k)
+    x = conv_bn(x, 16, 3, 2, "stem", k)  # 1/2; its batch-norm normalises the pixels
+    x = conv_bn(x, 32, 3, 2, "s4_a", k)  # 1/4
+    x = conv_bn(x, 32, 3, 1, "s4_b", k)
+    x = conv_bn(x, 64, 3, 2, "s8_a", k)  # 1/8
+    x = conv_bn(x, 64, 3, 1, "s8_b", k)
+    s8 = conv_bn(x, 64, 3, 1, "s8_c", k)
+    x = conv_bn(s8, 96, 3, 2, "s16_a", k)  # 1/16: context for near hands
+    x = conv_bn(x, 96, 3, 1, "s16_b", k)
+    x = conv_bn(x, 96, 3, 1, "s16_c", k)
+    x = conv_bn(x, 64, 1, 1, "s16_reduce", k)
     x = layers.UpSampling2D(2, interpolation="nearest", name="s16_up")(x)
     x = layers.Add(name="merge")([s8, x])
-    x = _conv_bn(x, 64, 3, 1, "head", k)
+    x = conv_bn(x, 64, 3, 1, "head", k)
     heatmap = _heatmap_layer(k)(x)
     return k.Model(image, heatmap, name="handnet_fast")
 
@@ -94,7 +94,7 @@ def _heatmap_layer(k):
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
-def _conv_bn(x, filters, kernel, stride, name, k=keras):
+def conv_bn(x, filters, kernel, stride, name, k=keras):
     x = k.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = k.layers.BatchNormalization(name=f"{name}_bn")(x)
     return k.layers.ReLU(name=f"{name}_relu")(x)

@@ -20,6 +20,8 @@ class Detection:
     radius: float
     score: float  # heatmap value at the peak, in [0, 1]
     label: str
+    gesture: str | None = None  # set by handnet.runtime.GestureClassifier.label
+    gesture_score: float = 0.0
 
 
 def find_peaks(

@@ -11,7 +11,10 @@
     tracker = HandTracker()                           # stable ids and smoothing, for games
     hands = tracker.update(detector.detect(frame))    # TrackedHand: ... plus track_id
 
-Everything the detector needs (input size, stride, label, threshold) comes from the `handnet`
+    gestures = GestureClassifier("runs/gestures/gestures-int8.tflite")
+    hands = gestures.label(frame, detector.detect(frame))   # ... plus gesture ("na": none known)
+
+Everything a model needs (input size, stride, labels, threshold) comes from the `handnet`
 metadata record that handnet.export embeds in the file.
 """
 
@@ -27,7 +30,9 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
+from handnet.crops import crop_hand
 from handnet.letterbox import Letterbox, apply_letterbox
+from handnet.metrics import decide_gestures
 from handnet.peaks import Detection, detect_hands
 from handnet.tracking import HandTracker, TrackedHand, TrackerConfig  # noqa: F401 (part of the runtime API)
 
@@ -60,15 +65,46 @@ class ModelInfo:
         )
 
 
-def read_model_info(model: str | os.PathLike | bytes) -> ModelInfo:
-    """The handnet metadata of a .tflite path or its bytes. ValueError when the file is not a
-    TFLite model or carries no handnet record."""
+@dataclasses.dataclass(frozen=True)
+class GestureInfo:
+    """The handnet metadata of a gesture classifier's .tflite file."""
+
+    mode: str
+    side: int  # crops are side x side
+    labels: tuple[str, ...]  # known gestures, then na
+    na: str
+    score_threshold: float
+    raw: dict
+
+    @classmethod
+    def from_record(cls, record: dict) -> "GestureInfo":
+        return cls(mode=record["mode"], side=int(record["input"]["height"]), labels=tuple(record["labels"]),
+                   na=record["na"], score_threshold=float(record["score_threshold"]), raw=record)
+
+
+def read_model_info(model: str | os.PathLike | bytes) -> ModelInfo | GestureInfo:
+    """The handnet metadata of a .tflite path or its bytes: ModelInfo for a hand detector,
+    GestureInfo for a gesture classifier. ValueError when the file is not a TFLite model or
+    carries no handnet record."""
     if isinstance(model, (bytes, bytearray)):
         return _info_from_bytes(bytes(model), "model")
     return _info_from_bytes(_read_file(model), str(model))
 
 
-def _info_from_bytes(data: bytes, name: str) -> ModelInfo:
+def _info_from_bytes(data: bytes, name: str, task: str | None = None) -> ModelInfo | GestureInfo:
+    """task: "hands" or "gestures" to insist on one kind of model; None takes either."""
+    record = _read_record(data, name)
+    found = record.get("task", "hands")  # files from before gesture classifiers carry no task
+    if task and found != task:
+        kinds = {"hands": "a hand detector", "gestures": "a gesture classifier"}
+        raise ValueError(f"{name}: this is {kinds.get(found, repr(found))}, not {kinds[task]}")
+    try:
+        return (GestureInfo if found == "gestures" else ModelInfo).from_record(record)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{name}: unreadable handnet metadata (missing or bad {err})") from err
+
+
+def _read_record(data: bytes, name: str) -> dict:
     if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise ValueError(f"{name}: not a TFLite model (no TFL3 identifier)")
     try:
@@ -76,9 +112,8 @@ def _info_from_bytes(data: bytes, name: str) -> ModelInfo:
         for i in range(root.MetadataLength()):
             entry = root.Metadata(i)
             if entry.Name() in (METADATA_NAME, METADATA_NAME.encode()):
-                record = json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
-                return ModelInfo.from_record(record)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+                return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    except (TypeError, ValueError, IndexError, AttributeError) as err:
         raise ValueError(f"{name}: unreadable handnet metadata ({err})") from err
     raise ValueError(f"{name}: no handnet metadata; export the model with python -m handnet.export")
 
@@ -101,21 +136,12 @@ class HandDetector:
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None,
                  score_threshold: float | None = None):
         data = _read_file(model_path)
-        self.info = _info_from_bytes(data, str(model_path))
+        self.info = _info_from_bytes(data, str(model_path), task="hands")
         self.path = str(model_path)
         self.score_threshold = self.info.score_threshold if score_threshold is None else float(score_threshold)
         self.timings: dict[str, float] = {}  # milliseconds of the last frame: preprocess, inference, peaks
-        try:
-            self._interpreter = Interpreter(model_content=data, num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as err:
-            raise ValueError(f"{model_path}: LiteRT cannot load it: {err}") from err
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        expected = (1, *self.info.input_size, 3)
-        if tuple(self._input["shape"]) != expected:
-            raise ValueError(f"{model_path}: input shape {tuple(self._input['shape'])} does not match "
-                             f"its metadata {expected}")
+        self._interpreter, self._input, self._output = _load_interpreter(data, model_path, num_threads,
+                                                                         self.info.input_size)
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -143,6 +169,70 @@ class HandDetector:
                              info.sigma_scale, info.min_sigma)
         self.timings["peaks"] = 1000 * (time.perf_counter() - started)
         return hands
+
+
+@dataclasses.dataclass(frozen=True)
+class Gesture:
+    name: str  # a known gesture, or the model's na name ("none of those I know")
+    score: float  # the winning score in [0, 1]; for na, the best known gesture's score
+    scores: dict[str, float]  # every output, known gestures then na
+
+
+class GestureClassifier:
+    """A .tflite gesture classifier of hand crops (handnet.gestures). classify(frame, hand) ->
+    Gesture; label(frame, hands) -> the hands with .gesture and .gesture_score filled in.
+
+    Crops are cut around each hand as in training (handnet.crops). A top score under the
+    threshold (the model's own unless score_threshold is given) means na.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None,
+                 score_threshold: float | None = None):
+        data = _read_file(model_path)
+        self.info = _info_from_bytes(data, str(model_path), task="gestures")
+        self.path = str(model_path)
+        self.score_threshold = self.info.score_threshold if score_threshold is None else float(score_threshold)
+        self.timings: dict[str, float] = {}  # milliseconds of the last label() call
+        side = self.info.side
+        self._interpreter, self._input, self._output = _load_interpreter(data, model_path, num_threads, (side, side))
+
+    def scores(self, crop: np.ndarray) -> np.ndarray:
+        """(K + 1,) float32 scores of one (side, side, 3) uint8 BGR crop."""
+        self._interpreter.set_tensor(self._input["index"], _quantize(crop[None], self._input))
+        self._interpreter.invoke()
+        return _dequantize(self._interpreter.get_tensor(self._output["index"])[0], self._output)
+
+    def classify(self, frame: np.ndarray, hand) -> Gesture:
+        """The gesture of one hand (anything with x, y, radius in the frame's pixels)."""
+        check_frame(frame)
+        scores = self.scores(crop_hand(frame, hand.x, hand.y, hand.radius, self.info.side))
+        picked = int(decide_gestures(scores[None], self.score_threshold)[0])
+        top = float(scores[:-1].max()) if picked == len(scores) - 1 else float(scores[picked])
+        return Gesture(self.info.labels[picked], top, dict(zip(self.info.labels, map(float, scores))))
+
+    def label(self, frame: np.ndarray, hands: list) -> list:
+        """The hands (Detection or TrackedHand) with gesture and gesture_score set."""
+        started = time.perf_counter()
+        labelled = []
+        for hand in hands:
+            gesture = self.classify(frame, hand)
+            labelled.append(dataclasses.replace(hand, gesture=gesture.name, gesture_score=gesture.score))
+        self.timings["gestures"] = 1000 * (time.perf_counter() - started)
+        return labelled
+
+
+def _load_interpreter(data: bytes, model_path, num_threads, input_hw) -> tuple:
+    """(interpreter, input detail, output detail), checking the input shape against the metadata."""
+    try:
+        interpreter = Interpreter(model_content=data, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(f"{model_path}: LiteRT cannot load it: {err}") from err
+    detail_in, detail_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    expected = (1, *input_hw, 3)
+    if tuple(detail_in["shape"]) != expected:
+        raise ValueError(f"{model_path}: input shape {tuple(detail_in['shape'])} does not match its metadata {expected}")
+    return interpreter, detail_in, detail_out
 
 
 def check_frame(frame) -> None:

@@ -113,6 +113,94 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
 
 
 # ---------------------------------------------------------------------------------------------
+# Gesture crops: one hand per square image, for handnet.gestures
+
+# Finger states (thumb, index, middle, ring, pinky), 1 = extended. The default gesture sets split
+# them into gestures to recognise, unknown ones trained as `na`, and unseen ones never trained on.
+FINGERS = {
+    "fist": (0, 0, 0, 0, 0), "point": (0, 1, 0, 0, 0), "victory": (0, 1, 1, 0, 0), "palm": (1, 1, 1, 1, 1),
+    "thumb": (1, 0, 0, 0, 0), "three": (0, 1, 1, 1, 0), "four": (0, 1, 1, 1, 1), "callme": (1, 0, 0, 0, 1),
+    "rock": (0, 1, 0, 0, 1), "gun": (1, 1, 0, 0, 0), "pinky": (0, 0, 0, 0, 1), "german_three": (1, 1, 1, 0, 0),
+}
+KNOWN_GESTURES = ("fist", "point", "victory", "palm")
+UNKNOWN_GESTURES = ("thumb", "three", "four", "callme")
+UNSEEN_GESTURES = ("rock", "gun", "pinky", "german_three")
+
+
+def generate_gesture_crop(seed: int, index: int, gesture: str, side: int = 64) -> np.ndarray:
+    """(side, side, 3) uint8 BGR: one hand showing `gesture` (a FINGERS key), framed the way
+    handnet.crops frames a detected hand, on a patch of a background photograph."""
+    if gesture not in FINGERS:
+        raise ValueError(f"unknown synthetic gesture '{gesture}' (choose from {', '.join(FINGERS)})")
+    rng = np.random.default_rng([seed, index, *gesture.encode()])
+    # A hand held up to a webcam is near and in focus; the room behind it is not.
+    image = cv2.GaussianBlur(_background(rng, side, side), (0, 0), rng.uniform(1.5, 4) * side / 64)
+    from handnet.crops import CROP_SCALE  # noqa: PLC0415
+
+    radius = side / (2 * CROP_SCALE) * rng.uniform(1.3, 1.6)  # the drawn hand spans about 1.3 radii
+    x, y = side / 2 + rng.normal(0, 0.08) * radius, side / 2 + rng.normal(0, 0.08) * radius
+    _draw_fingers(rng, image, x, y, radius, FINGERS[gesture])
+    return _finish(rng, image)
+
+
+def generate_gesture_folders(out: str | os.PathLike, per_class: int = 150, side: int = 64, seed: int = 0,
+                             unseen_out: str | os.PathLike | None = None, na_name: str = "na") -> tuple[Path, Path]:
+    """Write the default gesture sets as image folders: `out` holds one folder per known gesture
+    plus `na_name/` (the unknown gestures, per_class of each), `unseen_out` (default:
+    `<out>-unseen`) one folder per unseen gesture. Built under .partial names, then renamed."""
+    out = Path(out)
+    unseen_out = Path(unseen_out) if unseen_out else out.with_name(out.name + "-unseen")
+    plan = [(out, g, g) for g in KNOWN_GESTURES] + [(out, na_name, g) for g in UNKNOWN_GESTURES]
+    plan += [(unseen_out, g, g) for g in UNSEEN_GESTURES]
+    for root in (out, unseen_out):
+        shutil.rmtree(root.with_name(root.name + ".partial"), ignore_errors=True)
+    for root, folder, gesture in plan:
+        target = root.with_name(root.name + ".partial") / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            cv2.imwrite(str(target / f"{gesture}_{index:05d}.png"), generate_gesture_crop(seed, index, gesture, side))
+    for root in (out, unseen_out):
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(root.with_name(root.name + ".partial"), root)
+    return out, unseen_out
+
+
+def _draw_fingers(rng, image, x, y, radius, fingers):
+    """A hand facing the camera with each finger extended (1) or folded (0)."""
+    tone = _skin(rng)
+    thumb_out, *straight = fingers
+    spread = rng.uniform(0.6, 1.3)
+    lengths = np.array([0.5, 0.62, 0.58, 0.46]) * rng.uniform(0.9, 1.1, 4)
+    bases = [-0.27, -0.09, 0.09, 0.26]
+    thumb_angle = math.radians(rng.uniform(40, 80))
+
+    def shape(canvas, point, scale):
+        _ellipse(canvas, point(0, 0.05), (scale(0.4) * 16, scale(0.42) * 16))
+        _capsule(canvas, point(0, 0.4), point(0, 0.95), scale(0.46))  # wrist
+        for up, base, length, fan in zip(straight, bases, lengths, (-14, -5, 4, 13)):
+            if up:
+                a = math.radians(fan * spread)
+                _capsule(canvas, point(base, -0.25), point(base + math.sin(a) * length, -0.3 - math.cos(a) * length),
+                         scale(0.16))
+            else:  # folded: a knuckle above the palm
+                _ellipse(canvas, point(base, -0.3), (scale(0.12) * 16, scale(0.12) * 16))
+        if thumb_out:
+            _capsule(canvas, point(0.3, 0.12),
+                     point(0.3 + math.sin(thumb_angle) * 0.42, 0.12 - math.cos(thumb_angle) * 0.42), scale(0.19))
+        else:  # across the palm
+            _capsule(canvas, point(0.35, 0.15), point(0.0, -0.05), scale(0.17))
+
+    def creases(canvas, point, scale):
+        for up, base in zip(straight, bases):
+            if not up:
+                _capsule(canvas, point(base, -0.38), point(base, -0.2), scale(0.03))
+        _capsule(canvas, point(-0.25, 0.0), point(0.2, -0.05), scale(0.025))
+
+    _stamp(rng, image, x, y, radius, tone, shape, creases)
+
+
+# ---------------------------------------------------------------------------------------------
 # Scene parts
 
 

@@ -14,6 +14,7 @@ CHI 2012): smooth when a hand is still, little lag when it moves fast.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
@@ -32,6 +33,8 @@ class TrackedHand:
     label: str
     track_id: int  # stable while the hand stays in view; never reused
     age: int  # frames this track has been seen in, this one included
+    gesture: str | None = None  # the vote of the track's last gesture_votes gestures, if classified
+    gesture_score: float = 0.0  # mean score of the winning gesture's votes
 
 
 class OneEuroFilter:
@@ -79,11 +82,20 @@ class _Track:
     radius: float
     age: int = 1
     missed: int = 0
+    gestures: collections.deque = dataclasses.field(default_factory=collections.deque)  # (name, score)
 
     def observe(self, det: Detection, t: float) -> None:
         fx, fy, fr = self.filters
         self.x, self.y, self.radius = fx(det.x, t), fy(det.y, t), fr(det.radius, t)
         self.label = det.label
+
+    def vote(self) -> tuple[str | None, float]:
+        """The most frequent recent gesture (ties: the latest of them) and its mean score."""
+        if not self.gestures:
+            return None, 0.0
+        names = [name for name, _ in self.gestures]
+        best = max(set(names), key=lambda n: (names.count(n), max(i for i, m in enumerate(names) if m == n)))
+        return best, sum(score for name, score in self.gestures if name == best) / names.count(best)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +106,7 @@ class TrackerConfig:
     beta: float = 0.02  # One Euro: per pixel/second
     d_cutoff: float = 1.0  # One Euro: Hz
     smooth: bool = True  # False: raw detections, ids only
+    gesture_votes: int = 5  # a track's gesture is the vote of its last N frames; 1 = no voting
 
 
 class HandTracker:
@@ -101,8 +114,8 @@ class HandTracker:
 
     def __init__(self, config: TrackerConfig | None = None, **options):
         self.config = dataclasses.replace(config or TrackerConfig(), **options)
-        if self.config.max_distance <= 0 or self.config.max_missed < 0:
-            raise ValueError("HandTracker needs max_distance > 0 and max_missed >= 0")
+        if self.config.max_distance <= 0 or self.config.max_missed < 0 or self.config.gesture_votes < 1:
+            raise ValueError("HandTracker needs max_distance > 0, max_missed >= 0 and gesture_votes >= 1")
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -123,6 +136,7 @@ class HandTracker:
                 self._copy(track, det)
             track.age += 1
             track.missed = 0
+            self._record_gesture(track, det)
             hands.append(self._hand(track, det))
         matched = {id(track) for _, track in matches}
         for track in self._tracks:
@@ -157,6 +171,7 @@ class HandTracker:
         filters = tuple(OneEuroFilter(c.min_cutoff, c.beta, c.d_cutoff) for _ in range(3))
         track = _Track(self._next_id, det.label, filters, det.x, det.y, det.radius)
         track.observe(det, t)
+        self._record_gesture(track, det)
         self._next_id += 1
         self._tracks.append(track)
         return track
@@ -165,6 +180,14 @@ class HandTracker:
     def _copy(track: _Track, det: Detection) -> None:
         track.x, track.y, track.radius, track.label = det.x, det.y, det.radius, det.label
 
+    def _record_gesture(self, track: _Track, det: Detection) -> None:
+        if det.gesture is not None:
+            track.gestures.append((det.gesture, det.gesture_score))
+            while len(track.gestures) > self.config.gesture_votes:
+                track.gestures.popleft()
+
     @staticmethod
     def _hand(track: _Track, det: Detection) -> TrackedHand:
-        return TrackedHand(track.x, track.y, track.radius, det.score, track.label, track.track_id, track.age)
+        gesture, gesture_score = track.vote()
+        return TrackedHand(track.x, track.y, track.radius, det.score, track.label, track.track_id, track.age,
+                           gesture, gesture_score)

@@ -51,9 +51,9 @@ def ensure_synthetic(config: Config, root: Path) -> Path:
     return generate_dataset(root, config.synthetic_count, config.input_size, config.seed)
 
 
-def prepare_run_folder(out: str) -> Path:
+def prepare_run_folder(out: str, model_file: str = "model.keras") -> Path:
     run = Path(out)
-    if (run / "model.keras").exists():
+    if (run / model_file).exists():
         raise FileExistsError(f"{run}: already holds a trained model; choose another --out")
     run.mkdir(parents=True, exist_ok=True)
     return run

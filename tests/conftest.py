@@ -142,3 +142,62 @@ def write_disk_video(path: Path, frames: int, fps: float = 15.0) -> Path:
         writer.write(disk_frame(rng, [moving_centre(k), STILL]))
     writer.release()
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Toy gestures: bright shapes on dark noise, cut the way handnet.crops frames a hand. Known:
+# disk (what the toy detector finds) and square; trained as na: triangle and ring; unseen: cross.
+
+TOY_GESTURE_SIDE = 32
+
+
+def shape_crop(rng, shape: str, side: int = TOY_GESTURE_SIDE) -> np.ndarray:
+    image = rng.integers(0, 60, (side, side, 3)).astype(np.uint8)
+    c = side / 2 + rng.uniform(-1.5, 1.5, 2)
+    r = side / 3.2 * rng.uniform(0.85, 1.1)  # a hand of radius r fills a crop of 3.2 r
+    colour = tuple(int(v) for v in np.clip(np.array(DISK_COLOUR) * rng.uniform(0.8, 1.05), 0, 255))
+    x, y = int(round(c[0])), int(round(c[1]))
+    if shape == "disk":
+        cv2.circle(image, (x, y), int(r), colour, -1)
+    elif shape == "ring":
+        cv2.circle(image, (x, y), int(r), colour, max(2, int(r / 3)))
+    elif shape == "square":
+        cv2.rectangle(image, (int(x - 0.8 * r), int(y - 0.8 * r)), (int(x + 0.8 * r), int(y + 0.8 * r)), colour, -1)
+    elif shape == "triangle":
+        points = np.array([[x, y - r], [x - r, y + 0.8 * r], [x + r, y + 0.8 * r]], np.int32)
+        cv2.fillConvexPoly(image, points, colour)
+    elif shape == "cross":
+        width = max(2, int(r / 2.5))
+        cv2.line(image, (int(x - r), y), (int(x + r), y), colour, width)
+        cv2.line(image, (x, int(y - r)), (x, int(y + r)), colour, width)
+    else:
+        raise ValueError(shape)
+    return image
+
+
+def write_shape_folders(root: Path, per_class: int = 40, seed: int = 0) -> tuple[Path, Path]:
+    """root: disk/, square/, na/ (triangles and rings); root-unseen: cross/."""
+    rng = np.random.default_rng(seed)
+    unseen = root.with_name(root.name + "-unseen")
+    plan = [(root / "disk", "disk"), (root / "square", "square"), (root / "na", "triangle"), (root / "na", "ring"),
+            (unseen / "cross", "cross")]
+    for folder, shape in plan:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cv2.imwrite(str(folder / f"{shape}_{i:03d}.png"), shape_crop(rng, shape))
+    return root, unseen
+
+
+@pytest.fixture(scope="session")
+def toy_gestures(tmp_path_factory):
+    """(run folder, results): a bce_na classifier of the toy shapes trained with train_gestures,
+    as `python train.py gestures` leaves it (gestures.keras, config.json, results.json,
+    confusion.png, gestures-int8.tflite)."""
+    from handnet.config import GestureConfig
+    from handnet.gestures import train_gestures
+
+    data, _ = write_shape_folders(tmp_path_factory.mktemp("shapes") / "shapes")
+    run = tmp_path_factory.mktemp("toy_gestures") / "run"
+    config = GestureConfig(data=str(data), input_side=TOY_GESTURE_SIDE, width=8, epochs=12, batch_size=16,
+                           learning_rate=3e-3, group_size=4, out=str(run))
+    return run, train_gestures(config)

@@ -104,7 +104,7 @@ def test_bad_files_get_clear_errors(toy, tmp_path):
     with pytest.raises(ValueError, match="not a TFLite model"):
         HandDetector(junk)
     bare = tmp_path / "bare.tflite"
-    bare.write_bytes(convert(fixed_size_model(model, config), config, "fp32"))
+    bare.write_bytes(convert(fixed_size_model(model, config), "fp32"))
     with pytest.raises(ValueError, match="no handnet metadata"):
         HandDetector(bare)
 
@@ -142,7 +142,7 @@ def test_qat_fine_tunes_and_exports_int8(toy, tmp_path):
 
     # The int8 file computes what the fine-tuned fake-quantized network computes.
     path = tmp_path / "qat.tflite"
-    path.write_bytes(embed_metadata(convert(quantized, config, "qat", [f.astype(np.float32) for f in frames]),
+    path.write_bytes(embed_metadata(convert(quantized, "qat", [f.astype(np.float32) for f in frames]),
                                     model_metadata(config, "qat", "open")))
     detector = HandDetector(path)
     assert detector.info.mode == "qat" and detector.input_dtype == np.uint8

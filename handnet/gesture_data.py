@@ -1,0 +1,228 @@
+"""Gesture data: image folders, crops cut from detection datasets, and the classifier's tf.data.
+
+    python -m handnet.gesture_data synthetic --out datasets/synthetic-gestures
+    python -m handnet.gesture_data crops --data ../shared/datasets/linto-webcam-gestures \\
+        --gestures hello,vectory,iloveyou,callme --unseen okay,handup,thanks --out datasets/linto-gestures
+
+The layout: a folder holds one sub-folder of images per known gesture, plus `na/` (the name is
+configurable) with images of gestures the game does not know, trained as "none of them". An
+unseen folder (`<out>-unseen` by default) holds one sub-folder per gesture that is never trained
+on and must still come out `na`. `crops` cuts every hand of a box-annotated dataset (any format
+handnet.annotations reads) into that layout with handnet.crops' framing: labels listed in
+--gestures become gestures, those in --unseen go to the unseen folder, all others to `na/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from handnet.annotations import IMAGE_SUFFIXES, DatasetError, load_samples, read_image, split_samples
+from handnet.crops import crop_hand, fit_square
+
+SYNTHETIC_GESTURES_DIR = Path("datasets/synthetic-gestures")
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    path: str  # an image file
+    gesture: str  # its folder name; the na folder's name for unknown gestures
+
+
+def unseen_dir(root: str | os.PathLike) -> Path:
+    """Where `crops` and the synthetic set put unseen gestures next to `root`."""
+    root = Path(root)
+    return root.with_name(root.name + "-unseen")
+
+
+def load_gesture_folder(root: str | os.PathLike, na_name: str = "na") -> tuple[list[str], list[Example]]:
+    """(known gesture names sorted, examples) of a folder with one sub-folder per gesture.
+    The `na_name` sub-folder is optional; its examples carry gesture == na_name."""
+    root = Path(root)
+    folders = _image_folders(root)
+    known = sorted(name for name in folders if name != na_name)
+    if not known:
+        raise DatasetError(f"{root}: no gesture folders (expected one sub-folder of images per gesture"
+                           f"{f', plus {na_name}/' if na_name else ''})")
+    examples = [Example(str(path), name) for name in sorted(folders) for path in folders[name]]
+    return known, examples
+
+
+def load_unseen_folder(root: str | os.PathLike) -> list[Example]:
+    """Examples of a folder with one sub-folder per unseen gesture."""
+    folders = _image_folders(Path(root))
+    if not folders:
+        raise DatasetError(f"{root}: no gesture folders with images")
+    return [Example(str(path), name) for name in sorted(folders) for path in folders[name]]
+
+
+def _image_folders(root: Path) -> dict[str, list[Path]]:
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    folders = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        images = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if images:
+            folders[sub.name] = images
+    return folders
+
+
+def split_examples(examples: list[Example], val_fraction: float, group_size: int, seed: int):
+    """(train, val), per gesture, by runs of consecutive files (annotations.split_samples), so
+    near-duplicate frames of one recording stay on one side."""
+    train, val = [], []
+    for gesture in sorted({e.gesture for e in examples}):
+        t, v = split_samples([e for e in examples if e.gesture == gesture], val_fraction, group_size, seed)
+        train += t
+        val += v
+    return train, val
+
+
+def load_crop(path: str, side: int) -> np.ndarray:
+    """(side, side, 3) uint8 BGR of one example image."""
+    return fit_square(read_image(path), side)
+
+
+def make_gesture_dataset(examples: list[Example], targets: np.ndarray, side: int, batch_size: int,
+                         training: bool, augment: bool = True, seed: int = 0):
+    """tf.data of (image (side, side, 3) float32 BGR 0-255, target row of `targets`), batched.
+    Training repeats and shuffles, and augments (augment_crop) unless augment is False;
+    repeatably by seed."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    paths = [e.path for e in examples]
+    targets = np.asarray(targets, np.float32)
+
+    def load(index, draw):
+        image = load_crop(paths[int(index)], side)
+        if training and augment:
+            image = augment_crop(np.random.default_rng([seed, int(draw)]), image)
+        return image.astype(np.float32)
+
+    def tf_load(index, draw):
+        image = tf.numpy_function(load, [index, draw], tf.float32)
+        image.set_shape((side, side, 3))
+        return image, tf.gather(targets, index)
+
+    indices = tf.data.Dataset.range(len(paths))
+    if training:
+        indices = indices.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+    draws = tf.data.Dataset.counter()
+    dataset = tf.data.Dataset.zip(indices, draws).map(tf_load, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def augment_crop(rng, image: np.ndarray) -> np.ndarray:
+    """A random flip (a left hand is a mirrored right one), rotation up to 25 degrees, zoom and
+    shift within detector-like framing errors, and brightness/contrast/colour changes."""
+    side = image.shape[0]
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    matrix = cv2.getRotationMatrix2D((side / 2, side / 2), rng.uniform(-25, 25), np.exp(rng.uniform(-0.15, 0.15)))
+    matrix[:, 2] += rng.uniform(-0.08, 0.08, 2) * side
+    image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (side, side), borderMode=cv2.BORDER_REFLECT)
+    gain = rng.uniform(0.7, 1.3) * rng.uniform(0.9, 1.1, 3)
+    return np.clip(image.astype(np.float32) * gain + rng.uniform(-20, 20), 0, 255).astype(np.uint8)
+
+
+def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unseen: list[str] = (),
+              unseen_out: str | os.PathLike | None = None, side: int = 96, na_name: str = "na") -> dict:
+    """Crop every annotated hand of `data` into the gesture layout; returns {folder: count}.
+    Crop files are named after their source image, so consecutive frames stay neighbours."""
+    if set(gestures) & set(unseen):
+        raise ValueError(f"labels both known and unseen: {', '.join(sorted(set(gestures) & set(unseen)))}")
+    if na_name in gestures or na_name in unseen:
+        raise ValueError(f"'{na_name}' names the unknown-gesture folder; it cannot be a gesture too")
+    if not gestures:
+        raise ValueError("--gestures names no label to recognise")
+    out = Path(out)
+    unseen_out = Path(unseen_out) if unseen_out else unseen_dir(out)
+    samples = load_samples(data, "*=positive")  # every hand, whatever its label
+    counts: dict[str, int] = {}
+    roots = [out, unseen_out] if unseen else [out]
+    for root in roots:
+        shutil.rmtree(_partial(root), ignore_errors=True)
+    for sample in samples:
+        frame = read_image(sample.path)
+        for i, hand in enumerate(sample.hands):
+            if hand.label in gestures:
+                root, folder = out, hand.label
+            elif hand.label in unseen:
+                root, folder = unseen_out, hand.label
+            else:
+                root, folder = out, na_name
+            target = _partial(root) / folder
+            target.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(target / f"{Path(sample.path).stem}_{i}.png"), crop_hand(frame, hand.x, hand.y, hand.radius, side))
+            key = f"{root.name}/{folder}"
+            counts[key] = counts.get(key, 0) + 1
+    missing = [g for g in list(gestures) + list(unseen) if not any(k.endswith("/" + g) for k in counts)]
+    if missing:
+        for root in roots:
+            shutil.rmtree(_partial(root), ignore_errors=True)
+        raise DatasetError(f"no hands labelled {', '.join(missing)} in {', '.join(data)}")
+    for root in roots:
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(_partial(root), root)
+    return counts
+
+
+def _partial(root: Path) -> Path:
+    return root.with_name(root.name + ".partial")
+
+
+def ensure_synthetic_gestures(root: Path = SYNTHETIC_GESTURES_DIR, per_class: int = 150, side: int = 64) -> Path:
+    """Generate the default synthetic gesture folders unless they are there already."""
+    from handnet.synthetic import generate_gesture_folders  # noqa: PLC0415
+
+    if not (root.is_dir() and unseen_dir(root).is_dir()):
+        print(f"generating synthetic gesture crops -> {root} and {unseen_dir(root)}")
+        generate_gesture_folders(root, per_class, side)
+    return root
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    crops = sub.add_parser("crops", help="cut hands of a box-annotated dataset into gesture folders")
+    crops.add_argument("--data", nargs="+", required=True, help="dataset folder(s) in any supported format")
+    crops.add_argument("--gestures", required=True, help="comma-separated labels to recognise")
+    crops.add_argument("--unseen", default="", help="comma-separated labels held back as unseen gestures")
+    crops.add_argument("--out", required=True, help="folder for the known gestures and na/")
+    crops.add_argument("--unseen-out", help="folder for the unseen gestures (default: <out>-unseen)")
+    crops.add_argument("--side", type=int, default=96, help="crop side in pixels")
+    crops.add_argument("--na-name", default="na")
+    synthetic = sub.add_parser("synthetic", help="write the synthetic gesture folders")
+    synthetic.add_argument("--out", default=str(SYNTHETIC_GESTURES_DIR))
+    synthetic.add_argument("--per-class", type=int, default=150)
+    synthetic.add_argument("--side", type=int, default=64)
+    synthetic.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "crops":
+            split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
+            counts = cut_crops(args.data, split(args.gestures), args.out, split(args.unseen), args.unseen_out,
+                               args.side, args.na_name)
+            for key, count in sorted(counts.items()):
+                print(f"{key}: {count}")
+        else:
+            from handnet.synthetic import generate_gesture_folders  # noqa: PLC0415
+
+            out, unseen = generate_gesture_folders(args.out, args.per_class, args.side, args.seed)
+            print(f"wrote {out} and {unseen}")
+    except (DatasetError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

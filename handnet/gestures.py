@@ -1,0 +1,261 @@
+"""A gesture classifier of hand crops that can say "none of them" (`na`).
+
+    python train.py gestures                                          # synthetic crops, bce_na
+    python train.py gestures --data datasets/linto-gestures --loss bce_na --out runs/g-linto
+    python train.py gestures --data datasets/linto-gestures --compare --out runs/g-compare
+
+The losses follow nexocode's "Classifying unknown gestures with modified loss function" (2020):
+
+- `ce`: softmax and categorical cross-entropy, `na` one class among the others. Softmax must
+  share all of its mass among the classes, so a gesture never seen lands in some known one.
+- `bce`: sigmoid outputs and binary cross-entropy; each output is independent, `na` a class.
+- `bce_na`: as `bce`, but an `na` example's target is all zeros, its own output included: an
+  unknown gesture means "nothing is probable".
+
+Every model has K + 1 outputs (the K known gestures, then `na`) and every one is read the same
+way (handnet.metrics.decide_gestures): the top score wins unless it is under the threshold, which
+means `na`. The threshold is picked on validation images and saved in config.json and the
+exported .tflite. results.json holds known_accuracy, unknown_to_na and unseen_to_na; the unseen
+gestures come from a folder never trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from handnet.config import GESTURE_LOSSES, GestureConfig
+from handnet.draw import plot_confusion
+from handnet.gesture_data import (
+    Example, ensure_synthetic_gestures, load_crop, load_gesture_folder, load_unseen_folder,
+    make_gesture_dataset, split_examples, unseen_dir,
+)
+from handnet.metrics import (
+    choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures,
+)
+from handnet.model import conv_bn
+from handnet.training import CurvesCallback, prepare_run_folder
+
+ARTICLE_THRESHOLD = 0.4  # the article's thresholded accuracy; reported next to the tuned one
+
+
+def build_gesture_model(config: GestureConfig, outputs: int, k=keras) -> keras.Model:
+    """image (B, S, S, 3) float32 BGR 0-255 -> scores (B, outputs) in [0, 1]: softmax for `ce`,
+    sigmoid otherwise. Conv + batch-norm blocks down to S/8, global average pooling, dropout."""
+    side, width = config.input_side, config.width
+    image = k.Input((side, side, 3), name="image")
+    x = conv_bn(image, width, 3, 2, "g_stem", k)  # S/2; its batch-norm normalises the pixels
+    x = conv_bn(x, width, 3, 1, "g2_b", k)
+    x = conv_bn(x, 2 * width, 3, 2, "g4_a", k)  # S/4
+    x = conv_bn(x, 2 * width, 3, 1, "g4_b", k)
+    x = conv_bn(x, 4 * width, 3, 2, "g8_a", k)  # S/8
+    x = conv_bn(x, 4 * width, 3, 1, "g8_b", k)
+    x = k.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = k.layers.Dropout(0.3, name="dropout")(x)
+    activation = "softmax" if config.loss == "ce" else "sigmoid"
+    scores = k.layers.Dense(outputs, activation=activation, name="scores")(x)
+    return k.Model(image, scores, name=f"handnet_gestures_{config.loss}")
+
+
+def gesture_targets(indices, known: int, loss: str) -> np.ndarray:
+    """(N,) class indices (K = na) -> (N, K + 1) float32 targets: one-hot, except that `bce_na`
+    gives na examples all zeros."""
+    if loss not in GESTURE_LOSSES:
+        raise ValueError(f"unknown gesture loss '{loss}' (choose from {', '.join(GESTURE_LOSSES)})")
+    indices = np.asarray(indices, np.int64)
+    targets = np.eye(known + 1, dtype=np.float32)[indices]
+    if loss == "bce_na":
+        targets[indices == known] = 0
+    return targets
+
+
+def get_gesture_loss(loss: str) -> keras.losses.Loss:
+    """Keras' cross-entropies on probabilities: categorical for `ce`, binary averaged over the
+    outputs for `bce` and `bce_na` (which differ in their targets, gesture_targets)."""
+    if loss == "ce":
+        return keras.losses.CategoricalCrossentropy(name="ce")
+    if loss in ("bce", "bce_na"):
+        return keras.losses.BinaryCrossentropy(name=loss)
+    raise ValueError(f"unknown gesture loss '{loss}' (choose from {', '.join(GESTURE_LOSSES)})")
+
+
+def predict_scores(model: keras.Model, examples: list[Example], side: int, batch_size: int = 64) -> np.ndarray:
+    """(N, K + 1) float32 scores of the examples' images."""
+    scores = []
+    for start in range(0, len(examples), batch_size):
+        batch = np.stack([load_crop(e.path, side) for e in examples[start : start + batch_size]]).astype(np.float32)
+        scores.append(keras.ops.convert_to_numpy(model(batch, training=False)))
+    return np.concatenate(scores) if scores else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def load_gesture_model(path: str | Path) -> tuple[keras.Model, GestureConfig]:
+    """(keras.Model, GestureConfig) from a run's gestures.keras and the config.json beside it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    config_path = path.parent / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: missing; every handnet model needs its config.json")
+    return keras.saving.load_model(path, compile=False), GestureConfig.load(config_path)
+
+
+def resolve_data(config: GestureConfig) -> tuple[Path, Path | None]:
+    """(data folder, unseen folder or None): the synthetic set when data is empty; the unseen
+    folder defaults to <data>-unseen where that exists."""
+    data = Path(config.data) if config.data else ensure_synthetic_gestures()
+    if config.unseen:
+        return data, Path(config.unseen)
+    return data, unseen_dir(data) if unseen_dir(data).is_dir() else None
+
+
+def train_gestures(config: GestureConfig) -> dict:
+    """Train, pick the threshold, evaluate, write results.json, confusion matrices and the int8
+    .tflite into config.out; returns the results. DatasetError/ValueError for bad input."""
+    keras.utils.set_random_seed(config.seed)
+    data, unseen_root = resolve_data(config)
+    known, examples = load_gesture_folder(data, config.na_name)
+    unseen = load_unseen_folder(unseen_root) if unseen_root else []
+    overlap = sorted({e.gesture for e in unseen} & set(known))
+    if overlap:
+        raise ValueError(f"unseen gestures must not be trained on, but {', '.join(overlap)} are in {data} too")
+    classes = [*known, config.na_name]
+    index = {name: i for i, name in enumerate(classes)}
+    train, val = split_examples(examples, config.val_fraction, config.group_size, config.seed)
+    print(f"{len(examples)} crops of {len(known)} gestures + {config.na_name} in {data}: {len(train)} train, "
+          f"{len(val)} validation; {len(unseen)} unseen"
+          + (f" ({', '.join(sorted({e.gesture for e in unseen}))} in {unseen_root})" if unseen else ""))
+    run = prepare_run_folder(config.out, "gestures.keras")
+    config.classes = classes
+    config.data = str(data)
+    config.unseen = str(unseen_root or "")
+    config.save(run / "config.json")
+
+    model = build_gesture_model(config, len(classes))
+    steps = max(1, len(train) // config.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
+        warmup_steps=min(steps, steps * config.epochs // 10),
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_gesture_loss(config.loss))
+    targets = lambda items: gesture_targets([index[e.gesture] for e in items], len(known), config.loss)  # noqa: E731
+    started = time.time()
+    model.fit(
+        make_gesture_dataset(train, targets(train), config.input_side, config.batch_size, training=True,
+                             augment=config.augment, seed=config.seed),
+        steps_per_epoch=steps, epochs=config.epochs, shuffle=False,  # the dataset shuffles itself
+        validation_data=make_gesture_dataset(val, targets(val), config.input_side, config.batch_size,
+                                             training=False) if val else None,
+        callbacks=[keras.callbacks.CSVLogger(str(run / "history.csv")),
+                   CurvesCallback(run / "history.csv", run / "curves.png")],
+        verbose=2,
+    )
+    train_seconds = time.time() - started
+    model.save(run / "gestures.keras")
+
+    evaluated = val or train
+    truth = np.array([index[e.gesture] for e in evaluated])
+    scores = predict_scores(model, evaluated, config.input_side)
+    if config.tune_threshold:
+        config.threshold = choose_gesture_threshold(truth, scores, len(known))
+        config.save(run / "config.json")
+    unseen_scores = predict_scores(model, unseen, config.input_side)
+    results = evaluate_scores(config, truth, scores, unseen, unseen_scores)
+    results.update(train_seconds=round(train_seconds, 1), evaluated_on="validation" if val else "training",
+                   counts={"train": len(train), "validation": len(val), "unseen": len(unseen)})
+    save_confusions(results, run)
+    if config.export:
+        from handnet.export import export_gesture_model  # noqa: PLC0415
+
+        tflite = export_gesture_model(model, config, run / "gestures-int8.tflite", train)
+        results["int8"] = evaluate_tflite(tflite, config, evaluated, truth, unseen)
+    (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(format_results(results))
+    print(f"run folder: {run}")
+    return results
+
+
+def evaluate_scores(config: GestureConfig, truth, scores, unseen: list[Example], unseen_scores) -> dict:
+    """Figures and confusion matrices at config.threshold, plus the figures at the article's 0.4."""
+    known = len(config.classes) - 1
+    predicted = decide_gestures(scores, config.threshold)
+    results = {"loss": config.loss, "classes": config.classes, "threshold": config.threshold,
+               **gesture_figures(truth, predicted, known)}
+    unseen_names = sorted({e.gesture for e in unseen})
+    unseen_predicted = decide_gestures(unseen_scores, config.threshold) if unseen else np.zeros(0, np.int64)
+    results["unseen_to_na"] = float(np.mean(unseen_predicted == known)) if unseen else None
+    results["at_article_threshold"] = {
+        **gesture_figures(truth, decide_gestures(scores, ARTICLE_THRESHOLD), known),
+        "unseen_to_na": float(np.mean(decide_gestures(unseen_scores, ARTICLE_THRESHOLD) == known)) if unseen else None,
+        "threshold": ARTICLE_THRESHOLD,
+    }
+    results["confusion"] = {
+        "columns": config.classes,
+        "validation": {"rows": config.classes,
+                       "counts": confusion_matrix(truth, predicted, known + 1, known + 1).tolist()},
+    }
+    if unseen:
+        rows = np.array([unseen_names.index(e.gesture) for e in unseen])
+        results["confusion"]["unseen"] = {
+            "rows": unseen_names,
+            "counts": confusion_matrix(rows, unseen_predicted, len(unseen_names), known + 1).tolist(),
+        }
+    return results
+
+
+def evaluate_tflite(path: Path, config: GestureConfig, evaluated: list[Example], truth, unseen: list[Example]) -> dict:
+    """The exported file's figures through handnet.runtime, and how often its decision agrees
+    with the Keras model's (on the same images)."""
+    from handnet.runtime import GestureClassifier  # noqa: PLC0415
+
+    classifier = GestureClassifier(path)
+    scores = np.stack([classifier.scores(load_crop(e.path, config.input_side)) for e in evaluated])
+    unseen_scores = (np.stack([classifier.scores(load_crop(e.path, config.input_side)) for e in unseen])
+                     if unseen else np.zeros((0, len(config.classes)), np.float32))
+    figures = evaluate_scores(config, truth, scores, unseen, unseen_scores)
+    return {key: figures[key] for key in ("known_accuracy", "unknown_to_na", "unseen_to_na", "balanced_accuracy")}
+
+
+def save_confusions(results: dict, run: Path) -> None:
+    """confusion.json and confusion.png (validation, and unseen where there is an unseen set)."""
+    confusion = results["confusion"]
+    (run / "confusion.json").write_text(json.dumps(confusion, indent=2) + "\n")
+    panels = [(f"validation ({results['loss']}, threshold {results['threshold']:g})",
+               np.array(confusion["validation"]["counts"]), confusion["validation"]["rows"])]
+    if "unseen" in confusion:
+        panels.append(("unseen gestures", np.array(confusion["unseen"]["counts"]), confusion["unseen"]["rows"]))
+    plot_confusion(panels, confusion["columns"], run / "confusion.png")
+
+
+def format_results(results: dict) -> str:
+    unseen = results["unseen_to_na"]
+    return (f"{results['loss']}: known accuracy {results['known_accuracy']:.3f}, unknown -> na "
+            f"{results['unknown_to_na']:.3f}, unseen -> na {'-' if unseen is None else f'{unseen:.3f}'} "
+            f"(threshold {results['threshold']:g})")
+
+
+def compare_losses(config: GestureConfig) -> dict:
+    """Train every loss on the same data and split (one seed) into config.out/<loss>; write
+    comparison.json and comparison.md there. Returns {loss: results}."""
+    out = Path(config.out)
+    table = {}
+    for loss in GESTURE_LOSSES:
+        print(f"=== {loss} ===")
+        table[loss] = train_gestures(dataclasses.replace(config, loss=loss, out=str(out / loss), classes=[]))
+    (out / "comparison.json").write_text(json.dumps(table, indent=2) + "\n")
+    (out / "comparison.md").write_text(comparison_markdown(table))
+    print(comparison_markdown(table))
+    return table
+
+
+def comparison_markdown(table: dict) -> str:
+    keys = ("known_accuracy", "unknown_to_na", "unseen_to_na", "balanced_accuracy")
+    lines = ["| loss | threshold | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for loss, results in table.items():
+        cells = ["-" if results[k] is None else f"{results[k]:.3f}" for k in keys]
+        lines.append(f"| {loss} | {results['threshold']:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

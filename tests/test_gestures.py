@@ -1,0 +1,141 @@
+"""Gesture classifier: targets, losses and the thresholded decision against hand-computed
+references; data layout, crops and training end to end on toy shapes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from handnet.annotations import DatasetError
+from handnet.config import GestureConfig
+from handnet.gestures import gesture_targets, get_gesture_loss
+from handnet.metrics import (
+    choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, thresholded_accuracy,
+)
+
+
+def test_targets_are_one_hot_except_bce_na_makes_na_all_zero():
+    indices = [0, 2, 1, 2]  # two known gestures; index 2 is na
+    one_hot = [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]]
+    np.testing.assert_array_equal(gesture_targets(indices, 2, "ce"), one_hot)
+    np.testing.assert_array_equal(gesture_targets(indices, 2, "bce"), one_hot)
+    np.testing.assert_array_equal(gesture_targets(indices, 2, "bce_na"),
+                                  [[1, 0, 0], [0, 0, 0], [0, 1, 0], [0, 0, 0]])
+    with pytest.raises(ValueError, match="unknown gesture loss"):
+        gesture_targets(indices, 2, "mse")
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce", "bce_na"])
+def test_losses_match_hand_computed_values(loss):
+    scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)  # a known example, then an na one
+    targets = gesture_targets([0, 2], 2, loss)
+    if loss == "ce":  # -log of the true class's probability, averaged over examples
+        expected = (-math.log(0.7) - math.log(0.6)) / 2
+    elif loss == "bce":  # per output -[t log p + (1-t) log(1-p)], averaged over outputs, then examples
+        first = -(math.log(0.7) + math.log(0.8) + math.log(0.9)) / 3
+        second = -(math.log(0.9) + math.log(0.7) + math.log(0.6)) / 3
+        expected = (first + second) / 2
+    else:  # as bce, but the na example wants every output at 0, its na output included
+        first = -(math.log(0.7) + math.log(0.8) + math.log(0.9)) / 3
+        second = -(math.log(0.9) + math.log(0.7) + math.log(0.4)) / 3
+        expected = (first + second) / 2
+    got = float(get_gesture_loss(loss)(targets, scores))
+    assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_decision_and_thresholded_accuracy_match_a_hand_count():
+    scores = np.array([
+        [0.9, 0.05, 0.1],   # gesture 0
+        [0.3, 0.35, 0.2],   # top 0.35 < 0.4: na (index 2)
+        [0.1, 0.2, 0.6],    # na's own output wins: na
+        [0.1, 0.45, 0.0],   # gesture 1
+    ])
+    np.testing.assert_array_equal(decide_gestures(scores, 0.4), [0, 2, 2, 1])
+    truth = [0, 1, 2, 1]
+    assert thresholded_accuracy(truth, scores, 0.4) == pytest.approx(3 / 4)
+    assert thresholded_accuracy(truth, scores, 0.3) == pytest.approx(4 / 4)  # 0.35 now counts as gesture 1
+
+
+def test_figures_and_confusion_matrix_match_a_hand_count():
+    truth = [0, 0, 1, 1, 2, 2, 2]
+    predicted = [0, 2, 1, 0, 2, 2, 1]
+    np.testing.assert_array_equal(confusion_matrix(truth, predicted, 3, 3), [[1, 0, 1], [1, 1, 0], [0, 1, 2]])
+    figures = gesture_figures(truth, predicted, known=2)
+    assert figures["known_accuracy"] == pytest.approx(2 / 4)
+    assert figures["unknown_to_na"] == pytest.approx(2 / 3)
+    assert figures["balanced_accuracy"] == pytest.approx((1 / 2 + 1 / 2 + 2 / 3) / 3)
+    assert figures["thresholded_accuracy"] == pytest.approx(4 / 7)
+
+
+def test_threshold_is_chosen_where_known_and_na_examples_separate():
+    truth = [0, 0, 1, 1, 2, 2]  # na examples top out at 0.5, known ones start at 0.62
+    scores = np.array([[0.9, 0.1, 0], [0.62, 0.1, 0], [0.1, 0.8, 0], [0.2, 0.7, 0], [0.5, 0.1, 0], [0.1, 0.45, 0]])
+    threshold = choose_gesture_threshold(truth, scores, known=2)
+    assert 0.5 < threshold <= 0.62
+    assert gesture_figures(truth, decide_gestures(scores, threshold), 2)["balanced_accuracy"] == 1.0
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown gesture loss"):
+        GestureConfig(loss="softmax")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        GestureConfig(input_side=30)
+    with pytest.raises(ValueError, match="threshold"):
+        GestureConfig(threshold=1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training end to end on toy shapes (conftest.toy_gestures)
+
+
+def test_training_recognises_known_shapes_and_answers_na_for_others(toy_gestures):
+    run, results = toy_gestures
+    saved = json.loads((run / "results.json").read_text())
+    assert saved["loss"] == "bce_na" and saved["classes"] == ["disk", "square", "na"]
+    assert saved["known_accuracy"] >= 0.85
+    assert saved["unknown_to_na"] >= 0.85
+    assert saved["unseen_to_na"] is not None and 0 <= saved["unseen_to_na"] <= 1  # crosses, never trained on
+    config = GestureConfig.load(run / "config.json")
+    assert config.threshold == saved["threshold"]  # the tuned threshold is what the model carries
+    assert config.classes == saved["classes"]
+    for name in ("gestures.keras", "confusion.png", "confusion.json", "curves.png", "gestures-int8.tflite"):
+        assert (run / name).is_file(), name
+    confusion = json.loads((run / "confusion.json").read_text())
+    counts = np.array(confusion["validation"]["counts"])
+    assert counts.sum() == saved["counts"]["validation"]
+    assert confusion["unseen"]["rows"] == ["cross"]
+    assert np.array(confusion["unseen"]["counts"]).sum() == saved["counts"]["unseen"]
+
+
+def test_int8_export_agrees_with_keras(toy_gestures):
+    run, results = toy_gestures
+    int8 = results["int8"]
+    for key in ("known_accuracy", "unknown_to_na", "unseen_to_na"):
+        assert abs(int8[key] - results[key]) <= 0.1, key
+
+
+def test_training_refuses_unseen_gestures_that_are_also_known(tmp_path):
+    from conftest import write_shape_folders
+
+    from handnet.gestures import train_gestures
+
+    data, unseen = write_shape_folders(tmp_path / "shapes", per_class=4)
+    (unseen / "disk").mkdir()
+    (unseen / "disk" / "x.png").write_bytes((data / "disk" / "disk_000.png").read_bytes())
+    with pytest.raises(ValueError, match="disk"):
+        train_gestures(GestureConfig(data=str(data), input_side=32, width=8, epochs=1, out=str(tmp_path / "run")))
+    assert not (tmp_path / "run" / "gestures.keras").exists()
+
+
+def test_missing_or_empty_gesture_folders_raise_clear_errors(tmp_path):
+    from handnet.gesture_data import load_gesture_folder
+
+    with pytest.raises(DatasetError, match="no such folder"):
+        load_gesture_folder(tmp_path / "nothing")
+    (tmp_path / "only_na" / "na").mkdir(parents=True)
+    (tmp_path / "only_na" / "na" / "a.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match="no gesture folders"):
+        load_gesture_folder(tmp_path / "only_na")
