@@ -3,11 +3,13 @@
     python infer.py --source 0
     python infer.py --model runs/default/model-int8.tflite --source clip.mp4 --headless --json hands.jsonl --save out.mp4
     python infer.py --model runs/default/model.keras --source datasets/mine --headless --json hands.jsonl
+    python infer.py --source 0 --gestures runs/gestures/gestures-int8.tflite
 
 The window shows each hand (circle of its radius, track id, label, score), the frame rate end to
 end and of the model alone, and milliseconds per stage; q or Esc quits. --json writes one line
 per frame or image: {"image", "frame", "time", "hands": [{"x", "y", "radius", "score", "label",
-"track_id"}]}, in the original frame's pixels.
+"track_id"}]}, in the original frame's pixels; with --gestures, each hand also carries "gesture"
+(a known gesture or na, voted over the track's last frames) and "gesture_score".
 
 Exit codes: 0 done (source ended, q, Esc or Ctrl-C); 2 bad input (model, source, missing camera,
 no display); 3 a live source broke down (a camera that stopped delivering frames).
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from handnet.live import open_detector, run_live
+from handnet.runtime import GestureClassifier
 from handnet.sources import SourceError, open_source
 from handnet.tracking import HandTracker, TrackerConfig
 
@@ -35,6 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--headless", action="store_true", help="no window (servers, tests, batch jobs)")
     parser.add_argument("--save", metavar="OUT.mp4", help="write the annotated frames as a video")
     parser.add_argument("--json", metavar="OUT.jsonl", help="write the hands of every frame, one JSON line each")
+    parser.add_argument("--gestures", metavar="G.tflite", help="a gesture classifier (python train.py gestures) "
+                        "that labels every hand with its gesture, or na")
     parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
     parser.add_argument("--threads", type=int, help="CPU threads for a .tflite model (default: LiteRT's choice)")
     parser.add_argument("--no-track", action="store_true", help="raw detections: no track ids, no smoothing")
@@ -45,11 +50,14 @@ def main(argv=None) -> int:
                         help="One Euro filter: lag reduction when moving (higher follows faster, default %(default)s)")
     parser.add_argument("--max-missed", type=int, default=defaults.max_missed,
                         help="frames a hand may vanish and keep its track id (default %(default)s)")
+    parser.add_argument("--gesture-votes", type=int, default=defaults.gesture_votes,
+                        help="a tracked hand's gesture is the vote of its last N frames (default %(default)s)")
     args = parser.parse_args(argv)
     try:
         tracker = None if args.no_track else HandTracker(min_cutoff=args.min_cutoff, beta=args.beta,
-                                                         max_missed=args.max_missed)
+                                                         max_missed=args.max_missed, gesture_votes=args.gesture_votes)
         detector = open_detector(args.model, args.threads, args.threshold)
+        gestures = GestureClassifier(args.gestures, num_threads=args.threads) if args.gestures else None
         source = open_source(args.source)
     except (SourceError, FileNotFoundError, ValueError) as err:
         hint = " (train one with python train.py, or pass --model)" if args.model == str(DEFAULT_MODEL) else ""
@@ -57,7 +65,7 @@ def main(argv=None) -> int:
         return 2
     try:
         summary = run_live(detector, source, tracker, show=not args.headless, save=args.save, json_path=args.json,
-                           log=lambda line: print(line, file=sys.stderr))
+                           log=lambda line: print(line, file=sys.stderr), gestures=gestures)
     except (RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

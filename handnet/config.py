@@ -142,6 +142,7 @@ class GestureConfig(SavedConfig):
     batch_size: int = 32
     learning_rate: float = 2e-3
     augment: bool = True
+    balance: bool = True  # draw every gesture, na included, equally often in training
     seed: int = 0
     # decision
     threshold: float = 0.4  # the top score under it means na; train.py picks it on validation images

@@ -36,7 +36,8 @@ def draw_overlay(image: np.ndarray, hands, summary_line: str, tracked: bool) -> 
         centre = (round(h.x), round(h.y))
         cv2.circle(out, centre, max(2, round(h.radius)), DETECTION_COLOUR, 2, cv2.LINE_AA)
         tag = f"#{h.track_id} " if tracked else ""
-        cv2.putText(out, f"{tag}{h.label} {h.score:.2f}", (centre[0] - round(h.radius), centre[1] - round(h.radius) - 4),
+        name = h.label if h.gesture is None else f"{h.label}:{h.gesture}"
+        cv2.putText(out, f"{tag}{name} {h.score:.2f}", (centre[0] - round(h.radius), centre[1] - round(h.radius) - 4),
                     cv2.FONT_HERSHEY_SIMPLEX, scale, DETECTION_COLOUR, 1, cv2.LINE_AA)
     cv2.rectangle(out, (0, 0), (out.shape[1], round(22 * scale / 0.4)), (0, 0, 0), -1)
     cv2.putText(out, summary_line, (4, round(15 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,

@@ -3,6 +3,8 @@
     python -m handnet.gesture_data synthetic --out datasets/synthetic-gestures
     python -m handnet.gesture_data crops --data ../shared/datasets/linto-webcam-gestures \\
         --gestures hello,vectory,iloveyou,callme --unseen okay,handup,thanks --out datasets/linto-gestures
+    python -m handnet.gesture_data regroup --data ../shared/datasets/sign-language-digits \\
+        --gestures 0,1,2 --unseen 5,6 --out datasets/digits
 
 The layout: a folder holds one sub-folder of images per known gesture, plus `na/` (the name is
 configurable) with images of gestures the game does not know, trained as "none of them". An
@@ -10,6 +12,7 @@ unseen folder (`<out>-unseen` by default) holds one sub-folder per gesture that 
 on and must still come out `na`. `crops` cuts every hand of a box-annotated dataset (any format
 handnet.annotations reads) into that layout with handnet.crops' framing: labels listed in
 --gestures become gestures, those in --unseen go to the unseen folder, all others to `na/`.
+`regroup` does the same for a dataset that is one image folder per gesture already.
 """
 
 from __future__ import annotations
@@ -91,10 +94,14 @@ def load_crop(path: str, side: int) -> np.ndarray:
 
 
 def make_gesture_dataset(examples: list[Example], targets: np.ndarray, side: int, batch_size: int,
-                         training: bool, augment: bool = True, seed: int = 0):
+                         training: bool, augment: bool = True, balance: bool = True, seed: int = 0):
     """tf.data of (image (side, side, 3) float32 BGR 0-255, target row of `targets`), batched.
-    Training repeats and shuffles, and augments (augment_crop) unless augment is False;
-    repeatably by seed."""
+
+    Training repeats and shuffles, augments (augment_crop) unless augment is False, and with
+    balance draws every gesture, na included, equally often: na usually pools several gestures
+    and outnumbers each known one, and a network that meets it half the time sits at "always na"
+    for many epochs. Repeatable by seed.
+    """
     import tensorflow as tf  # noqa: PLC0415
 
     paths = [e.path for e in examples]
@@ -111,11 +118,19 @@ def make_gesture_dataset(examples: list[Example], targets: np.ndarray, side: int
         image.set_shape((side, side, 3))
         return image, tf.gather(targets, index)
 
-    indices = tf.data.Dataset.range(len(paths))
-    if training:
-        indices = indices.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
-    draws = tf.data.Dataset.counter()
-    dataset = tf.data.Dataset.zip(indices, draws).map(tf_load, num_parallel_calls=tf.data.AUTOTUNE)
+    if not training:
+        indices = tf.data.Dataset.range(len(paths))
+    elif balance:
+        gestures = sorted({e.gesture for e in examples})
+        per_gesture = [
+            tf.data.Dataset.from_tensor_slices(np.array([i for i, e in enumerate(examples) if e.gesture == g], np.int64))
+            .shuffle(len(examples), seed=seed + k, reshuffle_each_iteration=True).repeat()
+            for k, g in enumerate(gestures)
+        ]
+        indices = tf.data.Dataset.sample_from_datasets(per_gesture, seed=seed)
+    else:
+        indices = tf.data.Dataset.range(len(paths)).shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = tf.data.Dataset.zip(indices, tf.data.Dataset.counter()).map(tf_load, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
@@ -136,12 +151,7 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
               unseen_out: str | os.PathLike | None = None, side: int = 96, na_name: str = "na") -> dict:
     """Crop every annotated hand of `data` into the gesture layout; returns {folder: count}.
     Crop files are named after their source image, so consecutive frames stay neighbours."""
-    if set(gestures) & set(unseen):
-        raise ValueError(f"labels both known and unseen: {', '.join(sorted(set(gestures) & set(unseen)))}")
-    if na_name in gestures or na_name in unseen:
-        raise ValueError(f"'{na_name}' names the unknown-gesture folder; it cannot be a gesture too")
-    if not gestures:
-        raise ValueError("--gestures names no label to recognise")
+    _check_names(gestures, unseen, na_name)
     out = Path(out)
     unseen_out = Path(unseen_out) if unseen_out else unseen_dir(out)
     samples = load_samples(data, "*=positive")  # every hand, whatever its label
@@ -175,6 +185,47 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
     return counts
 
 
+def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.PathLike, unseen: list[str] = (),
+                    unseen_out: str | os.PathLike | None = None, na_name: str = "na") -> dict:
+    """Copy an image-folder dataset (one sub-folder per gesture) into the training layout:
+    listed gestures keep their folder, unseen ones go to `unseen_out`, all others into na/
+    (files prefixed with their gesture, so runs of one recording stay together)."""
+    _check_names(gestures, unseen, na_name)
+    folders = _image_folders(Path(data))
+    missing = [g for g in list(gestures) + list(unseen) if g not in folders]
+    if missing:
+        raise DatasetError(f"{data}: no folder of images named {', '.join(missing)}")
+    out = Path(out)
+    unseen_out = Path(unseen_out) if unseen_out else unseen_dir(out)
+    roots = [out, unseen_out] if unseen else [out]
+    for root in roots:
+        shutil.rmtree(_partial(root), ignore_errors=True)
+    counts: dict[str, int] = {}
+    for name, images in folders.items():
+        root, folder, prefix = (out, name, "") if name in gestures else (
+            (unseen_out, name, "") if name in unseen else (out, na_name, f"{name}_"))
+        target = _partial(root) / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for image in images:
+            shutil.copyfile(image, target / f"{prefix}{image.name}")
+        key = f"{root.name}/{folder}"
+        counts[key] = counts.get(key, 0) + len(images)
+    for root in roots:
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(_partial(root), root)
+    return counts
+
+
+def _check_names(gestures, unseen, na_name) -> None:
+    if set(gestures) & set(unseen):
+        raise ValueError(f"labels both known and unseen: {', '.join(sorted(set(gestures) & set(unseen)))}")
+    if na_name in gestures or na_name in unseen:
+        raise ValueError(f"'{na_name}' names the unknown-gesture folder; it cannot be a gesture too")
+    if not gestures:
+        raise ValueError("--gestures names no label to recognise")
+
+
 def _partial(root: Path) -> Path:
     return root.with_name(root.name + ".partial")
 
@@ -194,12 +245,15 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     crops = sub.add_parser("crops", help="cut hands of a box-annotated dataset into gesture folders")
     crops.add_argument("--data", nargs="+", required=True, help="dataset folder(s) in any supported format")
-    crops.add_argument("--gestures", required=True, help="comma-separated labels to recognise")
-    crops.add_argument("--unseen", default="", help="comma-separated labels held back as unseen gestures")
-    crops.add_argument("--out", required=True, help="folder for the known gestures and na/")
-    crops.add_argument("--unseen-out", help="folder for the unseen gestures (default: <out>-unseen)")
     crops.add_argument("--side", type=int, default=96, help="crop side in pixels")
-    crops.add_argument("--na-name", default="na")
+    regroup = sub.add_parser("regroup", help="copy a one-folder-per-gesture dataset into the training layout")
+    regroup.add_argument("--data", required=True, help="folder with one sub-folder of images per gesture")
+    for command in (crops, regroup):
+        command.add_argument("--gestures", required=True, help="comma-separated labels to recognise")
+        command.add_argument("--unseen", default="", help="comma-separated labels held back as unseen gestures")
+        command.add_argument("--out", required=True, help="folder for the known gestures and na/")
+        command.add_argument("--unseen-out", help="folder for the unseen gestures (default: <out>-unseen)")
+        command.add_argument("--na-name", default="na")
     synthetic = sub.add_parser("synthetic", help="write the synthetic gesture folders")
     synthetic.add_argument("--out", default=str(SYNTHETIC_GESTURES_DIR))
     synthetic.add_argument("--per-class", type=int, default=150)
@@ -207,10 +261,14 @@ def main(argv=None) -> int:
     synthetic.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        if args.command == "crops":
+        if args.command in ("crops", "regroup"):
             split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
-            counts = cut_crops(args.data, split(args.gestures), args.out, split(args.unseen), args.unseen_out,
-                               args.side, args.na_name)
+            if args.command == "crops":
+                counts = cut_crops(args.data, split(args.gestures), args.out, split(args.unseen), args.unseen_out,
+                                   args.side, args.na_name)
+            else:
+                counts = regroup_folders(args.data, split(args.gestures), args.out, split(args.unseen),
+                                         args.unseen_out, args.na_name)
             for key, count in sorted(counts.items()):
                 print(f"{key}: {count}")
         else:

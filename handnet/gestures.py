@@ -146,7 +146,7 @@ def train_gestures(config: GestureConfig) -> dict:
     started = time.time()
     model.fit(
         make_gesture_dataset(train, targets(train), config.input_side, config.batch_size, training=True,
-                             augment=config.augment, seed=config.seed),
+                             augment=config.augment, balance=config.balance, seed=config.seed),
         steps_per_epoch=steps, epochs=config.epochs, shuffle=False,  # the dataset shuffles itself
         validation_data=make_gesture_dataset(val, targets(val), config.input_side, config.batch_size,
                                              training=False) if val else None,

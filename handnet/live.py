@@ -25,7 +25,7 @@ from handnet.runtime import HandDetector, check_frame
 from handnet.sources import Frame, Source
 from handnet.tracking import HandTracker
 
-STAGES = ("capture", "preprocess", "inference", "peaks", "draw")
+STAGES = ("capture", "preprocess", "inference", "peaks", "gestures", "draw")
 WINDOW = "handnet"
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q, Esc
 
@@ -80,7 +80,8 @@ class Summary:
     def text(self) -> str:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
         model_ms = self.mean_ms("inference")
-        stages = ", ".join(f"{stage} {self.mean_ms(stage):.1f}" for stage in STAGES)
+        stages = ", ".join(f"{stage} {self.mean_ms(stage):.1f}" for stage in STAGES
+                           if stage != "gestures" or self.stage_ms[stage])
         lines = [f"{self.end_reason}: {self.frames} frames in {self.seconds:.1f} s, {fps:.1f} fps end to end, "
                  f"{1000 / model_ms if model_ms else 0:.0f} fps model only; {self.hands} hands",
                  f"mean ms per frame: {stages}"]
@@ -110,9 +111,12 @@ class JsonLines:
 
 
 def hand_record(hand, tracked: bool) -> dict:
-    return {"x": round(hand.x, 2), "y": round(hand.y, 2), "radius": round(hand.radius, 2),
-            "score": round(hand.score, 4), "label": hand.label,
-            "track_id": hand.track_id if tracked else None}
+    record = {"x": round(hand.x, 2), "y": round(hand.y, 2), "radius": round(hand.radius, 2),
+              "score": round(hand.score, 4), "label": hand.label,
+              "track_id": hand.track_id if tracked else None}
+    if hand.gesture is not None:  # with infer.py --gestures
+        record.update(gesture=hand.gesture, gesture_score=round(hand.gesture_score, 4))
+    return record
 
 
 class VideoOut:
@@ -144,9 +148,11 @@ class VideoOut:
 
 
 def run_live(detector, source: Source, tracker: HandTracker | None = None, show: bool = True,
-             save: str | None = None, json_path: str | None = None, log=print) -> Summary:
+             save: str | None = None, json_path: str | None = None, log=print, gestures=None) -> Summary:
     """Run until the source ends, q/Esc is pressed, the window closes or Ctrl-C. Writers are
-    closed and the window destroyed whatever happens. Returns the Summary."""
+    closed and the window destroyed whatever happens. gestures: a GestureClassifier that labels
+    every detected hand (the tracker then votes over each track's last frames). Returns the
+    Summary."""
     summary = Summary()
     if show:
         try:
@@ -177,6 +183,9 @@ def run_live(detector, source: Source, tracker: HandTracker | None = None, show:
             else:
                 detections = detector.detect(frame.image)
                 stage.update(detector.timings)
+                if gestures:
+                    detections = gestures.label(frame.image, detections)
+                    stage.update(gestures.timings)
                 tracked_at = time.perf_counter()
                 hands = tracker.update(detections, frame.time) if tracker else detections
                 stage["peaks"] += 1000 * (time.perf_counter() - tracked_at)
@@ -255,5 +264,5 @@ class _Rate:
         ms = {**stage, **self.stage_ms}
         fps = 1000 / self.frame_ms if self.frame_ms else 0.0
         model = 1000 / ms["inference"] if ms.get("inference") else 0.0
-        parts = " ".join(f"{name[:5]} {ms.get(name, 0.0):.1f}" for name in STAGES)
+        parts = " ".join(f"{name[:5]} {ms.get(name, 0.0):.1f}" for name in STAGES if name != "gestures" or name in ms)
         return f"{fps:.0f} fps (model {model:.0f}) | ms: {parts}"

@@ -139,3 +139,44 @@ def test_missing_or_empty_gesture_folders_raise_clear_errors(tmp_path):
     (tmp_path / "only_na" / "na" / "a.png").write_bytes(b"")
     with pytest.raises(DatasetError, match="no gesture folders"):
         load_gesture_folder(tmp_path / "only_na")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime: the .tflite classifier in a frame, without TensorFlow
+
+
+def test_runtime_classifier_names_shapes_in_a_frame(toy_gestures):
+    from conftest import DISK_COLOUR
+
+    from handnet.peaks import Detection
+    from handnet.runtime import GestureClassifier
+
+    run, _ = toy_gestures
+    classifier = GestureClassifier(run / "gestures-int8.tflite")
+    assert classifier.info.labels == ("disk", "square", "na") and classifier.info.na == "na"
+    frame = np.random.default_rng(0).integers(0, 60, (120, 160, 3)).astype(np.uint8)
+    import cv2
+
+    cv2.circle(frame, (40, 60), 15, DISK_COLOUR, -1)
+    cv2.rectangle(frame, (100, 48), (124, 72), DISK_COLOUR, -1)
+    hands = [Detection(40, 60, 15, 0.9, "open"), Detection(112, 60, 15, 0.8, "open")]
+    labelled = classifier.label(frame, hands)
+    assert [h.gesture for h in labelled] == ["disk", "square"]
+    assert all(0 < h.gesture_score <= 1 for h in labelled) and "gestures" in classifier.timings
+    gesture = classifier.classify(frame, hands[0])
+    assert set(gesture.scores) == {"disk", "square", "na"} and gesture.score == pytest.approx(gesture.scores["disk"])
+    # Nothing but noise: the top score falls under the threshold, so the answer is na.
+    empty = np.random.default_rng(1).integers(0, 60, (120, 160, 3)).astype(np.uint8)
+    assert classifier.classify(empty, hands[0]).name == "na"
+    # A threshold above every score turns every answer into na.
+    assert GestureClassifier(run / "gestures-int8.tflite", score_threshold=1.01).classify(frame, hands[0]).name == "na"
+
+
+def test_runtime_refuses_the_wrong_kind_of_model(toy_gestures, toy_run):
+    from handnet.runtime import GestureClassifier, HandDetector
+
+    run, _ = toy_gestures
+    with pytest.raises(ValueError, match="gesture classifier, not a hand detector"):
+        HandDetector(run / "gestures-int8.tflite")
+    with pytest.raises(ValueError, match="hand detector, not a gesture classifier"):
+        GestureClassifier(toy_run / "model-int8.tflite")

@@ -137,3 +137,24 @@ def test_a_tflite_run_never_imports_tensorflow(toy_run, video, tmp_path):
             "print(rc, sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_gestures_label_every_tracked_hand(toy_run, toy_gestures, video, tmp_path, capsys):
+    """The toy classifier knows the toy detector's disks as "disk": every hand of the video gets it."""
+    gestures_run, _ = toy_gestures
+    jsonl = tmp_path / "hands.jsonl"
+    rc = infer.main(["--model", str(toy_run / "model-int8.tflite"), "--source", str(video), "--headless",
+                     "--json", str(jsonl), "--gestures", str(gestures_run / "gestures-int8.tflite")])
+    assert rc == 0
+    assert "gestures" in capsys.readouterr().out  # its milliseconds are in the summary
+    hands = [h for line in read_jsonl(jsonl) for h in line["hands"]]
+    assert len(hands) == 2 * FRAMES
+    assert all(0 <= h["gesture_score"] <= 1 for h in hands)
+    assert sum(h["gesture"] == "disk" for h in hands) >= 0.9 * len(hands)
+
+
+def test_a_detector_file_is_refused_as_a_gesture_classifier(toy_run, video, capsys):
+    rc = infer.main(["--model", str(toy_run / "model-int8.tflite"), "--source", str(video), "--headless",
+                     "--gestures", str(toy_run / "model-int8.tflite")])
+    assert rc == 2
+    assert "hand detector, not a gesture classifier" in capsys.readouterr().err

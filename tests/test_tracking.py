@@ -91,3 +91,19 @@ def test_hands_come_strongest_first_with_their_scores():
     assert [h.score for h in hands] == [0.8, 0.5]
     assert all(h.age == 1 for h in hands)
     assert [h.age for h in tracker.update([det(12, 10, score=0.5)], 1 / FPS)] == [2]
+
+
+def test_a_tracks_gesture_is_the_vote_of_its_last_frames():
+    from handnet.peaks import Detection
+
+    tracker = HandTracker(gesture_votes=3, smooth=False)
+    seen = []
+    for k, gesture in enumerate(["fist", "palm", "fist", "palm", "palm", "fist"]):
+        hands = tracker.update([Detection(50 + k, 50, 10, 0.9, "open", gesture, 0.5 + 0.1 * k)], t=k / 30)
+        seen.append(hands[0].gesture)
+    # windows: [f] [f p] [f p f] [p f p] [f p p] [p p f]; a tie goes to the latest gesture
+    assert seen == ["fist", "palm", "fist", "palm", "palm", "palm"]
+    assert hands[0].gesture_score == pytest.approx((0.8 + 0.9) / 2)  # the mean of palm's votes in the window
+    assert HandTracker().update([Detection(5, 5, 5, 0.9, "open")], t=0)[0].gesture is None
+    with pytest.raises(ValueError, match="gesture_votes"):
+        HandTracker(gesture_votes=0)

@@ -1,0 +1,104 @@
+"""Gesture folders, crops cut from detection datasets, and the synthetic finger gestures."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import write_native
+from handnet.annotations import DatasetError
+from handnet.gesture_data import (
+    cut_crops, load_gesture_folder, load_unseen_folder, main, regroup_folders, split_examples, unseen_dir,
+)
+from handnet.synthetic import FINGERS, KNOWN_GESTURES, UNKNOWN_GESTURES, UNSEEN_GESTURES, generate_gesture_crop, \
+    generate_gesture_folders
+
+
+@pytest.fixture
+def boxes(tmp_path):
+    return write_native(tmp_path / "frames", {
+        "f000.jpg": [{"x": 20, "y": 30, "radius": 10, "label": "hello"}, {"x": 70, "y": 30, "radius": 8, "label": "fist"}],
+        "f001.jpg": [{"x": 40, "y": 20, "radius": 12, "label": "okay"}],
+        "f002.jpg": [{"x": 50, "y": 40, "radius": 9, "label": "hello"}, {"x": 80, "y": 50, "radius": 6, "label": "yes"}],
+        "f003.jpg": [],
+    })
+
+
+def test_crops_sort_every_hand_into_gestures_na_and_unseen(boxes, tmp_path):
+    out = tmp_path / "gestures"
+    counts = cut_crops([str(boxes)], ["hello"], out, unseen=["okay"], side=48)
+    assert counts == {"gestures/hello": 2, "gestures/na": 2, "gestures-unseen/okay": 1}
+    known, examples = load_gesture_folder(out)
+    assert known == ["hello"]
+    assert sorted(e.gesture for e in examples) == ["hello", "hello", "na", "na"]
+    assert [p.name for p in sorted((out / "hello").iterdir())] == ["f000_0.png", "f002_0.png"]
+    assert cv2.imread(str(out / "hello" / "f000_0.png")).shape == (48, 48, 3)
+    unseen = load_unseen_folder(unseen_dir(out))
+    assert [(e.gesture, e.path.endswith("f001_0.png")) for e in unseen] == [("okay", True)]
+    assert not list(tmp_path.glob("*.partial")), "nothing half-built left behind"
+
+
+def test_crops_refuse_contradictions_and_missing_labels(boxes, tmp_path):
+    with pytest.raises(ValueError, match="both known and unseen"):
+        cut_crops([str(boxes)], ["hello"], tmp_path / "a", unseen=["hello"])
+    with pytest.raises(ValueError, match="'na'"):
+        cut_crops([str(boxes)], ["na"], tmp_path / "b")
+    with pytest.raises(DatasetError, match="no hands labelled thumbs"):
+        cut_crops([str(boxes)], ["hello", "thumbs"], tmp_path / "c")
+    assert not (tmp_path / "c").exists() and not (tmp_path / "c.partial").exists()
+
+
+def test_crops_cli_prints_counts_and_exits_2_on_bad_input(boxes, tmp_path, capsys):
+    assert main(["crops", "--data", str(boxes), "--gestures", "hello,yes", "--out", str(tmp_path / "g")]) == 0
+    assert "g/hello: 2" in capsys.readouterr().out
+    assert main(["crops", "--data", str(tmp_path / "none"), "--gestures", "hello", "--out", str(tmp_path / "x")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_split_keeps_runs_of_consecutive_frames_together_per_gesture(tmp_path):
+    for gesture in ("a", "b", "na"):
+        (tmp_path / "g" / gesture).mkdir(parents=True)
+        for i in range(40):
+            (tmp_path / "g" / gesture / f"frame{i:03d}.png").write_bytes(b"x")
+    _, examples = load_gesture_folder(tmp_path / "g")
+    train, val = split_examples(examples, 0.25, 8, seed=0)
+    assert len(train) + len(val) == 120 and not {e.path for e in train} & {e.path for e in val}
+    for gesture in ("a", "b", "na"):
+        picked = sorted(int(e.path[-7:-4]) for e in val if e.gesture == gesture)
+        assert len(picked) == 10 or len(picked) == 16  # whole runs of 8 files, about a quarter of 40
+        assert all(i // 8 == j // 8 for run in (picked[k : k + 8] for k in range(0, len(picked), 8))
+                   for i, j in zip(run, run[1:]))
+
+
+def test_synthetic_gestures_are_deterministic_and_differ_by_fingers():
+    assert set(KNOWN_GESTURES) | set(UNKNOWN_GESTURES) | set(UNSEEN_GESTURES) == set(FINGERS)
+    a = generate_gesture_crop(0, 3, "victory", 64)
+    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, generate_gesture_crop(0, 3, "victory", 64))
+    assert not np.array_equal(a, generate_gesture_crop(0, 3, "palm", 64))
+    with pytest.raises(ValueError, match="unknown synthetic gesture"):
+        generate_gesture_crop(0, 0, "wave")
+
+
+def test_synthetic_gesture_folders_have_the_training_layout(tmp_path):
+    out, unseen = generate_gesture_folders(tmp_path / "syn", per_class=3, side=32)
+    known, examples = load_gesture_folder(out)
+    assert known == sorted(KNOWN_GESTURES)
+    assert sum(e.gesture == "na" for e in examples) == 3 * len(UNKNOWN_GESTURES)
+    assert sorted({e.gesture for e in load_unseen_folder(unseen)}) == sorted(UNSEEN_GESTURES)
+    assert unseen == unseen_dir(out)
+
+
+def test_regroup_turns_a_folder_per_gesture_into_the_training_layout(tmp_path):
+    for gesture in ("0", "1", "4", "5"):
+        for i in range(3):
+            (tmp_path / "digits" / gesture).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "digits" / gesture / f"IMG_{i}.JPG"), np.full((8, 8, 3), i, np.uint8))
+    counts = regroup_folders(tmp_path / "digits", ["0", "1"], tmp_path / "out", unseen=["5"])
+    assert counts == {"out/0": 3, "out/1": 3, "out/na": 3, "out-unseen/5": 3}
+    known, examples = load_gesture_folder(tmp_path / "out")
+    assert known == ["0", "1"]
+    assert sorted(p.name for p in (tmp_path / "out" / "na").iterdir()) == ["4_IMG_0.JPG", "4_IMG_1.JPG", "4_IMG_2.JPG"]
+    with pytest.raises(DatasetError, match="no folder of images named 7"):
+        regroup_folders(tmp_path / "digits", ["0", "7"], tmp_path / "bad")
