@@ -37,8 +37,10 @@ GESTURE_HELP = {
             "crops, generated into datasets/synthetic-gestures when missing)",
     "unseen": "folder with one sub-folder per unseen gesture, never trained on (default: <data>-unseen if it exists)",
     "loss": "ce | bce | bce_na",
-    "threshold": "top score under which the answer is na (replaced by the best one on validation crops "
+    "threshold": "top score under which the answer is na (replaced by a tuned one, see --known-drop, "
                  "unless --no-tune-threshold)",
+    "known_drop": "threshold tuning: the highest threshold whose known-gesture accuracy on validation crops is "
+                  "within this of the best (default 0.02)",
     "out": "run folder (default: runs/gestures-<loss>-<date>-<time>)",
     "export": "write runs/<name>/gestures-int8.tflite for handnet.runtime at the end",
 }

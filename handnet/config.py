@@ -147,6 +147,7 @@ class GestureConfig(SavedConfig):
     # decision
     threshold: float = 0.4  # the top score under it means na; train.py picks it on validation images
     tune_threshold: bool = True
+    known_drop: float = 0.02  # tuning: known-gesture accuracy it may give up for more na answers
     classes: list[str] = dataclasses.field(default_factory=list)  # set by training: known gestures, then na
     # deliverable
     export: bool = True  # write gestures-int8.tflite at the end of training

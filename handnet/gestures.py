@@ -161,7 +161,7 @@ def train_gestures(config: GestureConfig) -> dict:
     truth = np.array([index[e.gesture] for e in evaluated])
     scores = predict_scores(model, evaluated, config.input_side)
     if config.tune_threshold:
-        config.threshold = choose_gesture_threshold(truth, scores, len(known))
+        config.threshold = choose_gesture_threshold(truth, scores, len(known), config.known_drop)
         config.save(run / "config.json")
     unseen_scores = predict_scores(model, unseen, config.input_side)
     results = evaluate_scores(config, truth, scores, unseen, unseen_scores)
