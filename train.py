@@ -86,15 +86,20 @@ def main(argv=None) -> int:
         config.out = f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     # Imported here so that --help answers without loading TensorFlow.
-    from handnet.annotations import DatasetError
     from handnet.model import build_model, describe_model
     from handnet.training import train
 
+    if dry_run:
+        return run_job(lambda: print(describe_model(build_model(config))))
+    return run_job(lambda: train(config))
+
+
+def run_job(job) -> int:
+    """0 when job() finishes; 2 with one line for bad input; 130 on Ctrl-C."""
+    from handnet.annotations import DatasetError
+
     try:
-        if dry_run:
-            print(describe_model(build_model(config)))
-            return 0
-        train(config)
+        job()
     except (DatasetError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -117,18 +122,9 @@ def gestures_main(argv) -> int:
     if not config.out:
         config.out = f"runs/gestures-{'compare' if compare else config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    from handnet.annotations import DatasetError
     from handnet.gestures import compare_losses, train_gestures
 
-    try:
-        compare_losses(config) if compare else train_gestures(config)
-    except (DatasetError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; the run folder holds config.json and the curves so far", file=sys.stderr)
-        return 130
-    return 0
+    return run_job(lambda: compare_losses(config) if compare else train_gestures(config))
 
 
 if __name__ == "__main__":

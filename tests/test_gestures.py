@@ -186,3 +186,13 @@ def test_runtime_refuses_the_wrong_kind_of_model(toy_gestures, toy_run):
         HandDetector(run / "gestures-int8.tflite")
     with pytest.raises(ValueError, match="hand detector, not a gesture classifier"):
         GestureClassifier(toy_run / "model-int8.tflite")
+
+
+def test_train_gestures_cli_reports_bad_input_with_exit_2(tmp_path, capsys):
+    import train
+
+    assert train.main(["gestures", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["gestures", "--loss", "softmax"])
+    assert exit_info.value.code == 2
