@@ -151,38 +151,18 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
               unseen_out: str | os.PathLike | None = None, side: int = 96, na_name: str = "na") -> dict:
     """Crop every annotated hand of `data` into the gesture layout; returns {folder: count}.
     Crop files are named after their source image, so consecutive frames stay neighbours."""
-    _check_names(gestures, unseen, na_name)
-    out = Path(out)
-    unseen_out = Path(unseen_out) if unseen_out else unseen_dir(out)
+    layout = _Layout(gestures, out, unseen, unseen_out, na_name)
     samples = load_samples(data, "*=positive")  # every hand, whatever its label
-    counts: dict[str, int] = {}
-    roots = [out, unseen_out] if unseen else [out]
-    for root in roots:
-        shutil.rmtree(_partial(root), ignore_errors=True)
     for sample in samples:
         frame = read_image(sample.path)
         for i, hand in enumerate(sample.hands):
-            if hand.label in gestures:
-                root, folder = out, hand.label
-            elif hand.label in unseen:
-                root, folder = unseen_out, hand.label
-            else:
-                root, folder = out, na_name
-            target = _partial(root) / folder
-            target.mkdir(parents=True, exist_ok=True)
+            target = layout.folder(hand.label)
             cv2.imwrite(str(target / f"{Path(sample.path).stem}_{i}.png"), crop_hand(frame, hand.x, hand.y, hand.radius, side))
-            key = f"{root.name}/{folder}"
-            counts[key] = counts.get(key, 0) + 1
-    missing = [g for g in list(gestures) + list(unseen) if not any(k.endswith("/" + g) for k in counts)]
+    missing = [g for g in list(gestures) + list(unseen) if not layout.counts.get(g)]
     if missing:
-        for root in roots:
-            shutil.rmtree(_partial(root), ignore_errors=True)
+        layout.discard()
         raise DatasetError(f"no hands labelled {', '.join(missing)} in {', '.join(data)}")
-    for root in roots:
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(_partial(root), root)
-    return counts
+    return layout.publish()
 
 
 def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.PathLike, unseen: list[str] = (),
@@ -190,40 +170,64 @@ def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.
     """Copy an image-folder dataset (one sub-folder per gesture) into the training layout:
     listed gestures keep their folder, unseen ones go to `unseen_out`, all others into na/
     (files prefixed with their gesture, so runs of one recording stay together)."""
-    _check_names(gestures, unseen, na_name)
+    layout = _Layout(gestures, out, unseen, unseen_out, na_name)
     folders = _image_folders(Path(data))
     missing = [g for g in list(gestures) + list(unseen) if g not in folders]
     if missing:
         raise DatasetError(f"{data}: no folder of images named {', '.join(missing)}")
-    out = Path(out)
-    unseen_out = Path(unseen_out) if unseen_out else unseen_dir(out)
-    roots = [out, unseen_out] if unseen else [out]
-    for root in roots:
-        shutil.rmtree(_partial(root), ignore_errors=True)
-    counts: dict[str, int] = {}
     for name, images in folders.items():
-        root, folder, prefix = (out, name, "") if name in gestures else (
-            (unseen_out, name, "") if name in unseen else (out, na_name, f"{name}_"))
+        prefix = "" if name in gestures or name in unseen else f"{name}_"
+        for image in images:
+            shutil.copyfile(image, layout.folder(name) / f"{prefix}{image.name}")
+    return layout.publish()
+
+
+class _Layout:
+    """The training layout under construction: known gestures and na under `out`, unseen ones
+    under `unseen_out`, each built under a .partial name and renamed by publish()."""
+
+    def __init__(self, gestures, out, unseen=(), unseen_out=None, na_name="na"):
+        if set(gestures) & set(unseen):
+            raise ValueError(f"labels both known and unseen: {', '.join(sorted(set(gestures) & set(unseen)))}")
+        if na_name in gestures or na_name in unseen:
+            raise ValueError(f"'{na_name}' names the unknown-gesture folder; it cannot be a gesture too")
+        if not gestures:
+            raise ValueError("--gestures names no label to recognise")
+        self.gestures, self.unseen, self.na_name = set(gestures), set(unseen), na_name
+        self.out = Path(out)
+        self.unseen_out = Path(unseen_out) if unseen_out else unseen_dir(self.out)
+        self.roots = [self.out, self.unseen_out] if unseen else [self.out]
+        self.counts: dict[str, int] = {}  # label -> files placed
+        self.discard()
+
+    def folder(self, label: str) -> Path:
+        """The (created) folder a file of this label goes to; counts the file."""
+        if label in self.gestures:
+            root, folder = self.out, label
+        elif label in self.unseen:
+            root, folder = self.unseen_out, label
+        else:
+            root, folder = self.out, self.na_name
+        self.counts[label] = self.counts.get(label, 0) + 1
         target = _partial(root) / folder
         target.mkdir(parents=True, exist_ok=True)
-        for image in images:
-            shutil.copyfile(image, target / f"{prefix}{image.name}")
-        key = f"{root.name}/{folder}"
-        counts[key] = counts.get(key, 0) + len(images)
-    for root in roots:
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(_partial(root), root)
-    return counts
+        return target
 
+    def discard(self) -> None:
+        for root in self.roots:
+            shutil.rmtree(_partial(root), ignore_errors=True)
 
-def _check_names(gestures, unseen, na_name) -> None:
-    if set(gestures) & set(unseen):
-        raise ValueError(f"labels both known and unseen: {', '.join(sorted(set(gestures) & set(unseen)))}")
-    if na_name in gestures or na_name in unseen:
-        raise ValueError(f"'{na_name}' names the unknown-gesture folder; it cannot be a gesture too")
-    if not gestures:
-        raise ValueError("--gestures names no label to recognise")
+    def publish(self) -> dict:
+        """Replace the finished folders; returns {"<root>/<folder>": files}."""
+        summary: dict[str, int] = {}
+        for root in self.roots:
+            partial = _partial(root)
+            for folder in sorted(p for p in partial.iterdir() if p.is_dir()) if partial.is_dir() else []:
+                summary[f"{root.name}/{folder.name}"] = sum(1 for _ in folder.iterdir())
+            if root.exists():
+                shutil.rmtree(root)
+            os.replace(partial, root)
+        return summary
 
 
 def _partial(root: Path) -> Path:
