@@ -74,16 +74,32 @@ def load_samples(roots, labels: str, check_images: bool = True) -> list[Sample]:
     mapping = parse_labels(labels)
     samples = []
     for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            raise DatasetError(f"{root}: dataset folder not found")
-        found = READERS[detect_format(root)](root)
+        found = read_dataset(root)
         if not found:
             raise DatasetError(f"{root}: no annotated images in this dataset")
         samples += [_assign_roles(sample, mapping, root) for sample in found]
     if check_images:
         samples = [validate_sample(sample) for sample in samples]
     return samples
+
+
+def read_dataset(root: str | os.PathLike, problems: list[DatasetError] | None = None) -> list[Sample]:
+    """The samples of one dataset folder, labels as written (roles not assigned, images not read).
+
+    Without `problems` the first bad annotation file raises DatasetError; with a list, each bad
+    file's error is appended to it and the file skipped, so one pass finds them all.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found")
+    return READERS[detect_format(root)](root, problems)
+
+
+def _collect(problems: list[DatasetError] | None, err: DatasetError) -> None:
+    """Raise err, or append it to problems when the caller collects them."""
+    if problems is None:
+        raise err
+    problems.append(err)
 
 
 def detect_format(root: Path) -> str:
@@ -112,23 +128,37 @@ def _assign_roles(sample: Sample, mapping: dict[str, str], root: Path) -> Sample
     return dataclasses.replace(sample, hands=tuple(hands))
 
 
-def read_native(root: Path) -> list[Sample]:
+def read_native(root: Path, problems=None) -> list[Sample]:
     path = root / NATIVE_FILE
     try:
         doc = json.loads(path.read_text())
-        samples = []
-        for entry in doc["images"]:
+        entries = doc["images"]
+        if not isinstance(entries, list):
+            raise TypeError("'images' is not a list")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        _collect(problems, DatasetError(f"{path}: not a handnet annotation file ({type(err).__name__}: {err})"))
+        return []
+    samples, seen = [], set()
+    for number, entry in enumerate(entries):
+        try:
             hands = tuple(
                 Hand(float(h["x"]), float(h["y"]), float(h["radius"]), str(h["label"]))
                 for h in entry.get("hands", [])
             )
-            samples.append(Sample(str(root / entry["file"]), hands))
-        return samples
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise DatasetError(f"{path}: not a handnet annotation file ({type(err).__name__}: {err})") from None
+            file = str(entry["file"])
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            _collect(problems, DatasetError(f"{path}: image entry {number} is not "
+                                            f"{{file, hands: [{{x, y, radius, label}}]}} ({type(err).__name__}: {err})"))
+            continue
+        if file in seen:
+            _collect(problems, DatasetError(f"{root / file}: listed twice in {path}"))
+            continue
+        seen.add(file)
+        samples.append(Sample(str(root / file), hands))
+    return samples
 
 
-def read_voc(root: Path) -> list[Sample]:
+def read_voc(root: Path, problems=None) -> list[Sample]:
     samples = []
     for xml_path in sorted(root.rglob("*.xml")):
         try:
@@ -140,10 +170,12 @@ def read_voc(root: Path) -> list[Sample]:
                 hands.append(box_to_hand(*coords, obj.find("name").text.strip()))
             filename = tree.findtext("filename", "").strip()
         except (ET.ParseError, AttributeError, TypeError, ValueError) as err:
-            raise DatasetError(f"{xml_path}: not a Pascal VOC annotation ({err})") from None
+            _collect(problems, DatasetError(f"{xml_path}: not a Pascal VOC annotation ({err})"))
+            continue
         image = _voc_image(xml_path, filename)
         if image is None:
-            raise DatasetError(f"{xml_path}: its image '{filename}' was not found")
+            _collect(problems, DatasetError(f"{xml_path}: its image '{filename}' was not found"))
+            continue
         samples.append(Sample(str(image), tuple(hands)))
     return samples
 
@@ -159,17 +191,29 @@ def _voc_image(xml_path: Path, filename: str) -> Path | None:
     return None
 
 
-def read_yolo(root: Path) -> list[Sample]:
-    names = _yolo_names(root)
+def read_yolo(root: Path, problems=None) -> list[Sample]:
+    try:
+        names = _yolo_names(root)
+    except DatasetError as err:
+        _collect(problems, err)
+        return []
     samples = []
     for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         if "images" not in image.parts[len(root.parts) :]:
             continue
-        parts = list(image.parts)
-        parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
-        label_path = Path(*parts).with_suffix(".txt")
-        samples.append(Sample(str(image), _read_yolo_labels(label_path, names, image)))
+        try:
+            samples.append(Sample(str(image), _read_yolo_labels(yolo_label_path(image), names, image)))
+        except DatasetError as err:
+            _collect(problems, err)
     return samples
+
+
+def yolo_label_path(image: Path) -> Path:
+    """YOLO's rule: the label file mirrors the image's path with its last `images` folder
+    replaced by `labels`, and a .txt suffix."""
+    parts = list(image.parts)
+    parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
+    return Path(*parts).with_suffix(".txt")
 
 
 def _yolo_names(root: Path) -> list[str] | dict:
@@ -182,6 +226,8 @@ def _yolo_names(root: Path) -> list[str] | dict:
         names = (yaml.safe_load(yaml_path.read_text()) or {}).get("names", {})
     except yaml.YAMLError as err:
         raise DatasetError(f"{yaml_path}: not valid YAML ({err})") from None
+    except AttributeError:
+        raise DatasetError(f"{yaml_path}: not a YOLO data.yaml (no 'names' mapping)") from None
     return names
 
 
@@ -220,7 +266,7 @@ def _find_coco_files(root: Path) -> list[Path]:
     return found
 
 
-def read_coco(root: Path) -> list[Sample]:
+def read_coco(root: Path, problems=None) -> list[Sample]:
     samples = []
     for path in _find_coco_files(root):
         doc = json.loads(path.read_text())
@@ -230,13 +276,16 @@ def read_coco(root: Path) -> list[Sample]:
             for ann in doc["annotations"]:
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 hands_of[ann["image_id"]].append(box_to_hand(x, y, x + w, y + h, categories[ann["category_id"]]))
+            found = []
             for img in doc["images"]:
                 image = path.parent / img["file_name"]
                 if not image.is_file() and (path.parent / "images" / img["file_name"]).is_file():
                     image = path.parent / "images" / img["file_name"]
-                samples.append(Sample(str(image), tuple(hands_of[img["id"]])))
+                found.append(Sample(str(image), tuple(hands_of[img["id"]])))
         except (KeyError, TypeError, ValueError) as err:
-            raise DatasetError(f"{path}: not a valid COCO annotation file ({type(err).__name__}: {err})") from None
+            _collect(problems, DatasetError(f"{path}: not a valid COCO annotation file ({type(err).__name__}: {err})"))
+            continue
+        samples += found
     return samples
 
 
@@ -273,19 +322,30 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def validate_sample(sample: Sample) -> Sample:
-    """Decode the image once and check every hand against it; returns the sample with its size."""
+    """Decode the image once and check every hand against it; returns the sample with its size.
+    Raises DatasetError with the first problem found."""
     height, width = _image_size(Path(sample.path))
+    problems = hand_problems(sample, height, width)
+    if problems:
+        raise problems[0]
+    return dataclasses.replace(sample, width=width, height=height)
+
+
+def hand_problems(sample: Sample, height: int, width: int) -> list[DatasetError]:
+    """Every hand of a sample that is not a finite, non-negative circle centred inside its
+    (height, width) image."""
+    problems = []
     for hand in sample.hands:
         if not (np.isfinite(hand.x) and np.isfinite(hand.y) and np.isfinite(hand.radius)):
-            raise DatasetError(f"{sample.path}: hand '{hand.label}' has a non-finite coordinate")
-        if hand.radius < 0:
-            raise DatasetError(f"{sample.path}: hand '{hand.label}' has a negative radius ({hand.radius:g})")
-        if not (0 <= hand.x <= width and 0 <= hand.y <= height):
-            raise DatasetError(
+            problems.append(DatasetError(f"{sample.path}: hand '{hand.label}' has a non-finite coordinate"))
+        elif hand.radius < 0:
+            problems.append(DatasetError(f"{sample.path}: hand '{hand.label}' has a negative radius ({hand.radius:g})"))
+        elif not (0 <= hand.x <= width and 0 <= hand.y <= height):
+            problems.append(DatasetError(
                 f"{sample.path}: annotation outside the image: hand '{hand.label}' at "
                 f"({hand.x:g}, {hand.y:g}) in a {width}x{height} image"
-            )
-    return dataclasses.replace(sample, width=width, height=height)
+            ))
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------

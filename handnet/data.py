@@ -20,17 +20,11 @@ import tensorflow as tf
 
 from handnet.annotations import Sample, read_image
 from handnet.config import Config
-from handnet.letterbox import PAD_VALUE, apply_letterbox
-from handnet.targets import ROLE_CODES, render_targets
+from handnet.letterbox import PAD_VALUE
+from handnet.targets import ROLE_CODES, config_targets, hands_array, letterboxed_example
 
 # tf.data already runs loads in parallel; OpenCV threads on top only oversubscribe the cores.
 cv2.setNumThreads(1)
-
-
-def hands_array(sample: Sample) -> np.ndarray:
-    """(N, 4) float32 [x, y, radius, role code] in frame pixels."""
-    rows = [(h.x, h.y, h.radius, ROLE_CODES[h.role]) for h in sample.hands]
-    return np.asarray(rows, np.float32).reshape(-1, 4)
 
 
 def random_affine(rng, frame_hw, input_hw, crop_hw=None, scale_range=(0.7, 1.4), flip=True,
@@ -95,28 +89,21 @@ def jitter_colours(rng, image: np.ndarray) -> np.ndarray:
 def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, np.ndarray]:
     """One (image, y_true) pair as documented above: with rng, an augmented training crop of
     config.train_size; with rng=None, the whole letterboxed input, unaugmented."""
+    if rng is None:
+        image, _, heatmap, weight = letterboxed_example(sample, config)
+        return image.astype(np.float32), np.stack([heatmap, weight], axis=-1)
     frame = read_image(sample.path)
     hands = hands_array(sample)
-    size = config.input_size if rng is None else config.train_size
-    if rng is None:
-        image, box = apply_letterbox(frame, config.input_size)
-        hands[:, 0], hands[:, 1] = box.to_input(hands[:, 0], hands[:, 1])
-        hands[:, 2] *= math.sqrt(box.scale_x * box.scale_y)
-        image = image.astype(np.float32)
-    else:
-        # Hand-centred crops: a random crop holds a positive hand only now and then, and those
-        # are what the focal loss learns from.
-        positives = hands[hands[:, 3] == ROLE_CODES["positive"]]
-        focus = None
-        if len(positives) and config.focus_crops > 0 and rng.random() < config.focus_crops:
-            focus = positives[rng.integers(len(positives)), :2]
-        matrix = random_affine(rng, frame.shape[:2], config.input_size, size, focus=focus)
-        image = jitter_colours(rng, warp(frame, matrix, size))
-        hands = transform_hands(hands, matrix)
-    heatmap, weight = render_targets(
-        hands, config.heatmap_size(size), config.stride, config.target, config.sigma_scale,
-        config.min_sigma, config.ignore_margin,
-    )
+    # Hand-centred crops: a random crop holds a positive hand only now and then, and those
+    # are what the focal loss learns from.
+    positives = hands[hands[:, 3] == ROLE_CODES["positive"]]
+    focus = None
+    if len(positives) and config.focus_crops > 0 and rng.random() < config.focus_crops:
+        focus = positives[rng.integers(len(positives)), :2]
+    size = config.train_size
+    matrix = random_affine(rng, frame.shape[:2], config.input_size, size, focus=focus)
+    image = jitter_colours(rng, warp(frame, matrix, size))
+    heatmap, weight = config_targets(transform_hands(hands, matrix), size, config)
     return image, np.stack([heatmap, weight], axis=-1)
 
 

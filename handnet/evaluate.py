@@ -3,6 +3,11 @@
     python -m handnet.evaluate --model runs/fast/model.keras --data datasets/synthetic
     python -m handnet.evaluate --model runs/fast/model-int8.tflite --data datasets/synthetic
     python -m handnet.evaluate --model runs/hands/model.keras --data ../shared/datasets/roboflow-hands --labels hand=positive --out metrics.json
+    python -m handnet.evaluate --model runs/fast/model.keras --data datasets/mine --worst 20
+
+--worst N also writes the N images with the most mistakes (false positives plus missed hands at
+the score threshold) as an overlay grid, worst-<data>.png, and lists them in worst-<data>.txt,
+which `python -m handnet.annotate DIR --files worst-<data>.txt` opens for correction.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 
@@ -60,14 +66,57 @@ def match_samples(model, samples: list[Sample], config: Config, progress=False) 
 
 def match_samples_tflite(path, samples: list[Sample], config: Config, num_threads: int | None = None) -> list:
     """match_samples for an exported .tflite, run through handnet.runtime (as a game runs it)."""
+    return [match_image(detections, sample.hands, frame.shape[:2], config.match_distance)
+            for sample, frame, detections in detect_samples_tflite(path, samples, num_threads)]
+
+
+def detect_samples_tflite(path, samples: list[Sample], num_threads: int | None = None):
+    """Yields (sample, frame, detections down to AP_THRESHOLD) from a .tflite via handnet.runtime."""
     from handnet.runtime import HandDetector  # noqa: PLC0415
 
     detector = HandDetector(path, num_threads=num_threads, score_threshold=AP_THRESHOLD)
-    results = []
     for sample in samples:
         frame = read_image(sample.path)
-        results.append(match_image(detector.detect(frame), sample.hands, frame.shape[:2], config.match_distance))
-    return results
+        yield sample, frame, detector.detect(frame)
+
+
+def mistakes(detections, sample: Sample, frame_hw, threshold: float, match_distance: float) -> tuple[int, int]:
+    """(false positives, missed hands) of one image at `threshold`, by the metrics' match rule."""
+    counted, truths = match_image([d for d in detections if d.score >= threshold], sample.hands, frame_hw,
+                                  match_distance)
+    return sum(1 for _, tp, _ in counted if not tp), sum(1 for _, score in truths if score is None)
+
+
+def save_worst(found: list, threshold: float, config: Config, count: int, png: Path, listing: Path) -> int:
+    """found: [(sample, detections)]. Writes the `count` images with the most mistakes as a grid
+    (annotated hands thin, detections above the threshold thick, mistakes named on each tile)
+    and their paths, one per line. Returns how many images had any mistake to show."""
+    from handnet.draw import draw_hands, save_grid  # noqa: PLC0415
+
+    scored = []
+    for sample, detections in found:
+        shape = (sample.height, sample.width) if sample.height else read_image(sample.path).shape[:2]
+        fp, missed = mistakes(detections, sample, shape, threshold, config.match_distance)
+        if fp + missed:
+            scored.append((fp + missed, fp, missed, sample, detections))
+    scored.sort(key=lambda item: -item[0])  # stable: ties keep file order
+    worst = scored[:count]
+    listing.write_text("".join(f"{item[3].path}\n" for item in worst))
+    if not worst:
+        return 0
+    tiles = []
+    for _, fp, missed, sample, detections in worst:
+        drawn = draw_hands(read_image(sample.path), sample.hands, [d for d in detections if d.score >= threshold])
+        tile, _ = apply_letterbox(drawn, (240, 320))
+        cv2.rectangle(tile, (0, 222), (320, 240), (0, 0, 0), -1)
+        cv2.putText(tile, f"{Path(sample.path).name[:28]}: {fp} FP, {missed} missed", (4, 235),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    columns = min(4, len(tiles))
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
+    save_grid(png, [tiles[i : i + columns] for i in range(0, len(tiles), columns)],
+              captions=(f"worst {len(worst)} at threshold {threshold:g}: green open, orange ignored, magenta found",))
+    return len(worst)
 
 
 def evaluate_model(model, samples: list[Sample], config: Config, threshold: float | None = None,
@@ -111,6 +160,8 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", help="LABEL=ROLE,... (default: the model's own mapping)")
     parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
     parser.add_argument("--out", help="metrics JSON (default: metrics-<data>.json beside the model)")
+    parser.add_argument("--worst", type=int, metavar="N",
+                        help="also write the N images with the most mistakes: worst-<data>.png and .txt beside the JSON")
     args = parser.parse_args(argv)
     tflite = args.model.endswith(".tflite")
     try:
@@ -126,13 +177,21 @@ def main(argv=None) -> int:
         return 2
     threshold = config.score_threshold if args.threshold is None else args.threshold
     if tflite:
-        metrics = evaluate_matches(match_samples_tflite(model, samples, config), threshold)
+        found = [(s, d) for s, _, d in detect_samples_tflite(model, samples)]
     else:
-        metrics = evaluate_model(model, samples, config, threshold, progress=True)
-    out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{Path(args.data[0]).name}.json"
+        found = [(s, d) for s, _, _, d in predict_samples(model, samples, config, progress=True)]
+    per_image = [match_image(d, s.hands, (s.height, s.width), config.match_distance) for s, d in found]
+    metrics = evaluate_matches(per_image, threshold)
+    name = Path(args.data[0]).resolve().name
+    out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{name}.json"
     out.write_text(json.dumps(metrics, indent=2) + "\n")
     print(format_metrics(metrics))
     print(f"wrote {out}")
+    if args.worst:
+        png, listing = out.with_name(f"worst-{name}.png"), out.with_name(f"worst-{name}.txt")
+        shown = save_worst(found, threshold, config, args.worst, png, listing)
+        print(f"wrote {png} and {listing} ({shown} images with mistakes; "
+              f"python -m handnet.annotate {args.data[0]} --files {listing})")
     return 0
 
 

@@ -222,12 +222,12 @@ def run_live(detector, source: Source, tracker: HandTracker | None = None, show:
     return summary
 
 
-def open_window() -> None:
+def open_window(name: str = WINDOW, flags: int = cv2.WINDOW_NORMAL) -> None:
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         # OpenCV's Qt backend aborts the whole process without a display; say so first.
         raise RuntimeError("no display (DISPLAY is not set); run with --headless")
     try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        cv2.namedWindow(name, flags)
     except cv2.error as err:
         raise RuntimeError(f"cannot open a window ({err.msg.strip()}); run with --headless") from err
 

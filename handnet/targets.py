@@ -9,9 +9,36 @@ light them up a little; positive blobs keep weight 1 where the two overlap.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from handnet.annotations import Sample, read_image
+from handnet.letterbox import apply_letterbox
+
 ROLE_CODES = {"negative": 0, "positive": 1, "ignore": 2}
+
+
+def hands_array(sample: Sample) -> np.ndarray:
+    """(N, 4) float32 [x, y, radius, role code] in frame pixels."""
+    rows = [(h.x, h.y, h.radius, ROLE_CODES[h.role]) for h in sample.hands]
+    return np.asarray(rows, np.float32).reshape(-1, 4)
+
+
+def config_targets(hands: np.ndarray, size_hw, config) -> tuple[np.ndarray, np.ndarray]:
+    """render_targets for a network input of size_hw with a Config's stride and target settings."""
+    return render_targets(hands, config.heatmap_size(size_hw), config.stride, config.target, config.sigma_scale,
+                          config.min_sigma, config.ignore_margin)
+
+
+def letterboxed_example(sample: Sample, config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What evaluation feeds the network and what it is measured against: (image (H, W, 3) uint8
+    letterboxed to config.input_size, hands (N, 4) in its pixels, heatmap target, weight)."""
+    image, box = apply_letterbox(read_image(sample.path), config.input_size)
+    hands = hands_array(sample)
+    hands[:, 0], hands[:, 1] = box.to_input(hands[:, 0], hands[:, 1])
+    hands[:, 2] *= math.sqrt(box.scale_x * box.scale_y)
+    return (image, hands, *config_targets(hands, config.input_size, config))
 
 
 def render_targets(

@@ -1,0 +1,48 @@
+"""python -m handnet.evaluate --worst: the images with the most mistakes, as a grid and a list
+the annotation tool opens."""
+
+import json
+import shutil
+
+import cv2
+import pytest
+
+from handnet import evaluate
+from handnet.annotate import Annotator
+
+
+@pytest.fixture
+def doctored(toy, tmp_path):
+    """Twelve toy disk frames; in one a disk lost its annotation (a detection there is a false
+    positive), in another a hand was added where there is no disk (a miss)."""
+    _, config, _ = toy
+    src = config.data[0]
+    doc = json.loads(open(f"{src}/hands.json").read())
+    root = tmp_path / "disks"
+    root.mkdir()
+    entries = doc["images"][:12]
+    for entry in entries:
+        shutil.copy(f"{src}/{entry['file']}", root / entry["file"])
+    entries[3]["hands"] = entries[3]["hands"][1:]
+    x = 4.0 if entries[7]["hands"][0]["x"] > 40 else 90.0
+    entries[7]["hands"].append({"x": x, "y": 4.0, "radius": 4.0, "label": "open"})
+    (root / "hands.json").write_text(json.dumps({"images": entries}))
+    return root, entries[3]["file"], entries[7]["file"]
+
+
+@pytest.mark.parametrize("model_file", ["model.keras", "model-int8.tflite"])
+def test_worst_images_become_a_grid_and_a_list_for_the_annotator(toy_run, doctored, tmp_path, model_file, capsys):
+    root, extra_disk, phantom = doctored
+    out = tmp_path / "m.json"
+    assert evaluate.main(["--model", str(toy_run / model_file), "--data", str(root), "--out", str(out),
+                          "--worst", "5"]) == 0
+    listing = (tmp_path / "worst-disks.txt").read_text().split()
+    names = [p.rsplit("/", 1)[-1] for p in listing]
+    assert extra_disk in names and phantom in names
+    assert len(names) <= 5
+    metrics = json.loads(out.read_text())
+    assert metrics["false_positives"] >= 1 and metrics["recall"] < 1
+    grid = cv2.imread(str(tmp_path / "worst-disks.png"))
+    assert grid is not None and grid.shape[1] == min(4, len(names)) * 320
+    assert "worst-disks.txt" in capsys.readouterr().out
+    assert Annotator(root, files=listing).files == sorted(names, key=names.index)  # opens just those
