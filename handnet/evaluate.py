@@ -115,7 +115,7 @@ def save_worst(found: list, threshold: float, config: Config, count: int, png: P
     columns = min(4, len(tiles))
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
     save_grid(png, [tiles[i : i + columns] for i in range(0, len(tiles), columns)],
-              captions=(f"worst {len(worst)} at threshold {threshold:g}: green open, orange ignored, magenta found",))
+              captions=(f"worst {len(worst)} at threshold {threshold:g}: green: hands to find, orange: ignored, magenta: detections",))
     return len(worst)
 
 

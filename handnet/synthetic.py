@@ -58,8 +58,9 @@ def load_backgrounds() -> tuple[np.ndarray, ...]:
     return tuple(images)
 
 
-def generate_scene(seed: int, index: int, size=(240, 320)) -> tuple[np.ndarray, list[dict]]:
-    """One scene: ((H, W, 3) uint8 BGR, [{"x", "y", "radius", "label"}, ...])."""
+def generate_scene(seed: int, index: int, size=(240, 320), radii=None) -> tuple[np.ndarray, list[dict]]:
+    """One scene: ((H, W, 3) uint8 BGR, [{"x", "y", "radius", "label"}, ...]). radii: (min, max)
+    hand radius in pixels, drawn log-uniformly; default 6 px to a third of the shorter side."""
     rng = np.random.default_rng([seed, index])
     height, width = size
     image = _background(rng, height, width)
@@ -72,7 +73,7 @@ def generate_scene(seed: int, index: int, size=(240, 320)) -> tuple[np.ndarray, 
     for _ in range(50):
         if len(hands) == count:
             break
-        radius = float(np.exp(rng.uniform(np.log(6), np.log(short / 3))))
+        radius = float(np.exp(rng.uniform(*np.log(radii or (6, short / 3)))))
         x, y = rng.uniform(0, width), rng.uniform(0, height)
         if any(math.hypot(x - h["x"], y - h["y"]) < 0.9 * (radius + h["radius"]) for h in hands):
             continue

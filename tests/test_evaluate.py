@@ -46,3 +46,17 @@ def test_worst_images_become_a_grid_and_a_list_for_the_annotator(toy_run, doctor
     assert grid is not None and grid.shape[1] == min(4, len(names)) * 320
     assert "worst-disks.txt" in capsys.readouterr().out
     assert Annotator(root, files=listing).files == sorted(names, key=names.index)  # opens just those
+
+
+def test_annotate_model_pre_annotates_with_a_trained_detector(toy_run, doctored):
+    from handnet.annotate import model_proposer
+
+    root, _, _ = doctored
+    truth = json.loads((root / "hands.json").read_text())["images"]
+    (root / "hands.json").unlink()  # nothing annotated yet
+    tool = Annotator(root, propose=model_proposer(str(toy_run / "model-int8.tflite")))
+    expected = truth[0]["hands"]
+    assert len(tool.hands) == len(expected)
+    for hand in expected:  # every disk proposed close to where it was drawn
+        assert min(abs(p["x"] - hand["x"]) + abs(p["y"] - hand["y"]) for p in tool.hands) < 6
+    assert {p["label"] for p in tool.hands} == {"open"}

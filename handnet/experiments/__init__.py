@@ -1,0 +1,1 @@
+"""Experiments that answer design questions with measurements; each is a runnable module."""
