@@ -3,6 +3,7 @@
     python train.py                                   # synthetic data, fast preset, ~10 min on 2 CPU cores
     python train.py --data ../shared/datasets/roboflow-hands --labels hand=positive --out runs/hands
     python train.py --preset seed --dry-run                  # prints the network, trains nothing
+    python train.py --resume runs/fast-20261123-101500       # continue an interrupted run
     python train.py gestures --data DIR --loss bce_na --out runs/gestures [--unseen UDIR] [--compare]
 
 Every flag maps onto a field of handnet.config.Config (`--batch-size` -> batch_size), or of
@@ -76,8 +77,14 @@ def main(argv=None) -> int:
         return gestures_main(argv[1:])
     parser = build_parser()
     parser.add_argument("--dry-run", action="store_true", help="build the model, print its summary, and stop")
+    parser.add_argument("--resume", metavar="RUN", help="continue the interrupted run in folder RUN from its last "
+                                                        "checkpoint, with its own config.json (no other flags)")
     args = vars(parser.parse_args(argv))
-    dry_run = args.pop("dry_run")
+    dry_run, resume = args.pop("dry_run"), args.pop("resume")
+    if resume:
+        if len(argv) != 2 and not (len(argv) == 1 and argv[0].startswith("--resume=")):
+            parser.error("--resume takes the run's own config.json; give no other flags")
+        return resume_main(resume)
     try:
         config = Config(**args)
     except ValueError as err:
@@ -94,6 +101,21 @@ def main(argv=None) -> int:
     return run_job(lambda: train(config))
 
 
+def resume_main(run: str) -> int:
+    from pathlib import Path
+
+    from handnet.training import CHECKPOINT, train
+
+    def job():
+        if not (Path(run) / CHECKPOINT).is_file():
+            raise FileNotFoundError(f"{run}: no {CHECKPOINT} to resume from (it is written after each epoch)")
+        config = Config.load(Path(run) / "config.json")
+        config.out = run
+        train(config, resume=True)
+
+    return run_job(job)
+
+
 def run_job(job) -> int:
     """0 when job() finishes; 2 with one line for bad input; 130 on Ctrl-C."""
     from handnet.annotations import DatasetError
@@ -104,7 +126,7 @@ def run_job(job) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the run folder holds config.json and the curves so far", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
     return 0
 

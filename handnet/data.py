@@ -107,9 +107,10 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     return image, np.stack([heatmap, weight], axis=-1)
 
 
-def make_dataset(samples: list[Sample], config: Config, training: bool) -> tf.data.Dataset:
+def make_dataset(samples: list[Sample], config: Config, training: bool, skip: int = 0) -> tf.data.Dataset:
     """Batched, prefetched dataset. Training: shuffled, augmented and repeated forever (give
-    Keras steps_per_epoch); validation: one pass in file order, letterboxed only."""
+    Keras steps_per_epoch); validation: one pass in file order, letterboxed only. skip: training
+    examples already used (a resumed run), so that the stream goes on exactly where it was."""
     if not samples:
         raise ValueError("no samples to build a dataset from")
     augment = training and config.augment
@@ -130,5 +131,6 @@ def make_dataset(samples: list[Sample], config: Config, training: bool) -> tf.da
     ds = tf.data.Dataset.range(len(samples))
     if training:
         ds = ds.shuffle(len(samples), seed=config.seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.enumerate().map(lambda draw, index: tf_load(index, draw), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.enumerate().skip(skip)  # skipping indices, before anything is loaded
+    ds = ds.map(lambda draw, index: tf_load(index, draw), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

@@ -1,6 +1,7 @@
 """One training run, from a Config to a run folder:
 
     runs/<name>/config.json      written before training starts, then with the tuned threshold
+    runs/<name>/checkpoints/last.npz  weights, optimizer state and epoch count after every epoch
     runs/<name>/history.csv      loss per epoch
     runs/<name>/curves.png       training and validation loss
     runs/<name>/model.keras      the trained model (written atomically at the end)
@@ -33,6 +34,7 @@ from handnet.model import build_model, check_size
 from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
+CHECKPOINT = Path("checkpoints") / "last.npz"
 TUNE_IMAGES = 300  # training images the score threshold is tuned on
 
 
@@ -51,12 +53,56 @@ def ensure_synthetic(config: Config, root: Path) -> Path:
     return generate_dataset(root, config.synthetic_count, config.input_size, config.seed)
 
 
-def prepare_run_folder(out: str, model_file: str = "model.keras") -> Path:
+def prepare_run_folder(out: str, model_file: str = "model.keras", resume: bool = False) -> Path:
     run = Path(out)
     if (run / model_file).exists():
         raise FileExistsError(f"{run}: already holds a trained model; choose another --out")
+    if (run / CHECKPOINT).exists() and not resume:
+        raise FileExistsError(f"{run}: holds an interrupted run; continue it with python train.py --resume {run}, "
+                              "or choose another --out")
     run.mkdir(parents=True, exist_ok=True)
     return run
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, everything a resumed run needs (see save_checkpoint)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_checkpoint(self.model, epoch + 1, self.path)
+
+
+def save_checkpoint(model: keras.Model, epochs_done: int, path: Path) -> None:
+    """Model weights (batch-norm statistics included), optimizer state (its step count drives the
+    learning-rate schedule) and the number of finished epochs, in one .npz that replaces the
+    previous one only once it is completely written."""
+    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
+    arrays |= {f"optimizer_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, epochs_done=np.array(epochs_done), **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(model: keras.Model, path: Path) -> int:
+    """Restore what save_checkpoint wrote into a compiled model; returns the epochs done."""
+    with np.load(path) as data:
+        model.set_weights([data[f"weight_{i}"] for i in range(len(model.weights))])
+        model.optimizer.build(model.trainable_variables)
+        for i, variable in enumerate(model.optimizer.variables):
+            variable.assign(data[f"optimizer_{i}"])
+        return int(data["epochs_done"])
+
+
+def keep_history_rows(history_csv: Path, epochs: int) -> None:
+    """Cut the CSV log back to its first `epochs` rows, so a resumed run's curve joins up."""
+    if history_csv.is_file():
+        lines = history_csv.read_text().splitlines(keepends=True)
+        history_csv.write_text("".join(lines[: epochs + 1]))
 
 
 class CurvesCallback(keras.callbacks.Callback):
@@ -70,9 +116,10 @@ class CurvesCallback(keras.callbacks.Callback):
         plot_curves(self.history_csv, self.png)
 
 
-def train(config: Config) -> dict:
+def train(config: Config, resume: bool = False) -> dict:
     """Train, save and evaluate; returns the validation metrics. Raises DatasetError and
-    ValueError for bad input before anything is written."""
+    ValueError for bad input before anything is written. resume: continue the interrupted run in
+    config.out from its last checkpoint, with the same optimizer state, schedule and data order."""
     keras.utils.set_random_seed(config.seed)
     check_size(config.preset, config.input_size, "--input-size")
     if config.augment:
@@ -86,8 +133,9 @@ def train(config: Config) -> dict:
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
     print(f"{len(samples)} images: {len(train_samples)} train, {len(val_samples)} validation "
           f"({sum(len(s.hands) for s in samples)} hands)")
-    run = prepare_run_folder(config.out)
-    config.save(run / "config.json")
+    run = prepare_run_folder(config.out, resume=resume)
+    if not resume:
+        config.save(run / "config.json")
 
     steps = max(1, len(train_samples) // config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -97,17 +145,32 @@ def train(config: Config) -> dict:
     # Several steps per call cut Keras' per-step Python overhead, large next to a small CPU step.
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config), steps_per_execution=4)
     history_csv = run / "history.csv"
+    done = 0
+    if resume:
+        done = load_checkpoint(model, run / CHECKPOINT)
+        keep_history_rows(history_csv, done)
+        print(f"resuming {run} after epoch {done} of {config.epochs}")
     started = time.time()
-    model.fit(
-        make_dataset(train_samples, config, training=True),
-        steps_per_epoch=steps,
-        epochs=config.epochs,
-        validation_data=make_dataset(val_samples, config, training=False) if val_samples else None,
-        callbacks=[keras.callbacks.CSVLogger(str(history_csv)), CurvesCallback(history_csv, run / "curves.png")],
-        shuffle=False,  # the dataset shuffles itself
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    print(f"trained {config.epochs} epochs in {time.time() - started:.0f} s")
+    try:
+        model.fit(
+            make_dataset(train_samples, config, training=True, skip=done * steps * config.batch_size),
+            steps_per_epoch=steps,
+            initial_epoch=done,
+            epochs=config.epochs,
+            validation_data=make_dataset(val_samples, config, training=False) if val_samples else None,
+            # In this order: a checkpoint exists only once its epoch is in the log.
+            callbacks=[keras.callbacks.CSVLogger(str(history_csv), append=resume),
+                       CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)],
+            shuffle=False,  # the dataset shuffles itself
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    except KeyboardInterrupt:
+        if (run / CHECKPOINT).exists():
+            plot_curves(history_csv, run / "curves.png")
+            print(f"\ninterrupted; {run / CHECKPOINT} holds the last finished epoch. "
+                  f"Continue with: python train.py --resume {run}", file=sys.stderr)
+        raise
+    print(f"trained {config.epochs - done} epochs in {time.time() - started:.0f} s")
     save_model_atomic(model, run / "model.keras")
 
     if config.tune_threshold:
