@@ -23,6 +23,8 @@ HELP = {
     "data": "dataset folder(s), any supported format; default: datasets/synthetic, the built-in set, which is "
             "generated whenever it is named and missing",
     "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label",
+    "skip_bad": "leave out unreadable images and broken annotations, each reported and listed in "
+                "runs/<name>/skipped.txt (default: stop at the first, naming it)",
     "preset": "model preset: fast | seed",
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",

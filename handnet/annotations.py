@@ -63,23 +63,31 @@ def box_to_hand(x0: float, y0: float, x1: float, y1: float, label: str) -> Hand:
 # Loading
 
 
-def load_samples(roots, labels: str, check_images: bool = True) -> list[Sample]:
+def load_samples(roots, labels: str, check_images: bool = True, skipped: list | None = None) -> list[Sample]:
     """Read every dataset folder in `roots`, map labels to roles, and validate it all.
 
     Raises DatasetError naming the file and the problem: missing folder, unknown format or label,
     unreadable or truncated image, a hand outside its image, a negative radius, no images.
+    With a `skipped` list, bad files (annotation files, images, samples) are appended to it as
+    DatasetErrors and left out instead; a missing or empty folder still raises.
     """
     if isinstance(roots, (str, os.PathLike)):
         roots = [roots]
     mapping = parse_labels(labels)
     samples = []
     for root in roots:
-        found = read_dataset(root)
+        found = read_dataset(root, skipped)
         if not found:
-            raise DatasetError(f"{root}: no annotated images in this dataset")
-        samples += [_assign_roles(sample, mapping, root) for sample in found]
-    if check_images:
-        samples = [validate_sample(sample) for sample in samples]
+            raise DatasetError(f"{root}: no annotated images in this dataset"
+                               + (f" ({len(skipped)} bad file(s) skipped)" if skipped else ""))
+        for sample in found:
+            try:
+                sample = _assign_roles(sample, mapping, root)
+                samples.append(validate_sample(sample) if check_images else sample)
+            except DatasetError as err:
+                _collect(skipped, err)
+    if not samples:
+        raise DatasetError(f"{', '.join(map(str, roots))}: no usable images (every one was skipped)")
     return samples
 
 
@@ -228,6 +236,8 @@ def _yolo_names(root: Path) -> list[str] | dict:
         raise DatasetError(f"{yaml_path}: not valid YAML ({err})") from None
     except AttributeError:
         raise DatasetError(f"{yaml_path}: not a YOLO data.yaml (no 'names' mapping)") from None
+    if not isinstance(names, (list, dict)):
+        raise DatasetError(f"{yaml_path}: 'names' must be a list or a mapping of class names, got {names!r}")
     return names
 
 
@@ -245,6 +255,8 @@ def _read_yolo_labels(label_path: Path, names, image: Path) -> tuple[Hand, ...]:
             cls = int(fields[0])
             xc, yc, w, h = (float(v) for v in fields[1:5])
             label = names[cls] if names else str(cls)
+            if isinstance(names, list) and cls < 0:
+                raise IndexError(cls)  # Python would count from the end
         except (ValueError, IndexError, KeyError):
             raise DatasetError(f"{label_path}: line {number} is not 'class xc yc w h' with a known class") from None
         hands.append(box_to_hand((xc - w / 2) * width, (yc - h / 2) * height,

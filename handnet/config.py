@@ -49,6 +49,7 @@ class Config(SavedConfig):
     # data
     data: list[str] = dataclasses.field(default_factory=list)  # empty: the synthetic set
     labels: str = DEFAULT_LABELS
+    skip_bad: bool = False  # leave bad files out (each reported, listed in skipped.txt) instead of stopping
     val_fraction: float = 0.2
     group_size: int = 16  # consecutive files kept on one side of the train/val split
     synthetic_count: int = 3200

@@ -129,11 +129,16 @@ def train(config: Config, resume: bool = False) -> dict:
         config.data = [str(SYNTHETIC_DIR)]
     if any(Path(d) == SYNTHETIC_DIR for d in config.data):
         ensure_synthetic(config, SYNTHETIC_DIR)  # the built-in set, alone or mixed with real folders
-    samples = load_samples(config.data, config.labels)
+    skipped = [] if config.skip_bad else None
+    samples = load_samples(config.data, config.labels, skipped=skipped)
+    for problem in skipped or []:
+        print(f"skipped {problem}")
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
     print(f"{len(samples)} images: {len(train_samples)} train, {len(val_samples)} validation "
-          f"({sum(len(s.hands) for s in samples)} hands)")
+          f"({sum(len(s.hands) for s in samples)} hands)" + (f"; {len(skipped)} bad file(s) skipped" if skipped else ""))
     run = prepare_run_folder(config.out, resume=resume)
+    if skipped:
+        (run / "skipped.txt").write_text("".join(f"{problem}\n" for problem in skipped))
     if not resume:
         config.save(run / "config.json")
 
