@@ -25,6 +25,9 @@ HELP = {
     "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label",
     "skip_bad": "leave out unreadable images and broken annotations, each reported and listed in "
                 "runs/<name>/skipped.txt (default: stop at the first, naming it)",
+    "strategy": "default | mirrored (all GPUs of this machine) | multiworker (several hosts, configured by "
+                "TF_CONFIG; README: Scaling out)",
+    "mixed_precision": "float16 compute with float32 weights, for GPUs; the saved model is float32",
     "preset": "model preset: fast | seed",
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",

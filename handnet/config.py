@@ -17,6 +17,7 @@ CONFIG_VERSION = 1
 # hands are ambiguous (zero loss weight around them; detections there are neither right nor
 # wrong), "negative" hands are treated as background.
 ROLES = ("positive", "ignore", "negative")
+STRATEGIES = ("default", "mirrored", "multiworker")  # handnet.distribute builds them
 DEFAULT_LABELS = "open=positive,other=ignore"
 
 # Output stride and default input (height, width) of each model preset; model.py builds them.
@@ -76,6 +77,8 @@ class Config(SavedConfig):
     learning_rate: float = 2e-3
     augment: bool = False  # the synthetic set varies every scene already; real data wants --augment
     seed: int = 0
+    strategy: str = "default"  # default | mirrored (GPUs of one machine) | multiworker (hosts, via TF_CONFIG)
+    mixed_precision: bool = False  # float16 compute, float32 weights; for GPUs
     # detection
     score_threshold: float = 0.4  # train.py replaces it by the best one on training images
     tune_threshold: bool = True
@@ -98,6 +101,8 @@ class Config(SavedConfig):
             raise ValueError(f"crop_size must be (height, width) or (), got {self.crop_size}")
         if not 0 <= self.focus_crops <= 1:
             raise ValueError(f"focus_crops must be a share between 0 and 1, got {self.focus_crops}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
         if (self.crop_size or self.focus_crops) and not self.augment:
             raise ValueError("crop_size and focus_crops place random crops, so they need augment (--augment)")
 

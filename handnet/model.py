@@ -90,7 +90,8 @@ def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
 
 
 def _heatmap_layer(k):
-    return k.layers.Conv2D(1, 1, activation="sigmoid", name="heatmap",
+    # float32 even under mixed precision: a float16 sigmoid rounds small scores to zero.
+    return k.layers.Conv2D(1, 1, activation="sigmoid", name="heatmap", dtype="float32",
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import keras
 import numpy as np
+import tensorflow as tf
 
 from handnet.annotations import NATIVE_FILE, load_samples, split_samples
 from handnet.config import Config
 from handnet.data import make_dataset, make_example
+from handnet.distribute import fit_multiworker, is_chief, make_strategy, set_mixed_precision, shard_by_data
 from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import best_threshold, format_metrics, match_samples, match_samples_tflite, predict_samples
 from handnet.export import export_model
@@ -124,10 +128,11 @@ def train(config: Config, resume: bool = False) -> dict:
     check_size(config.preset, config.input_size, "--input-size")
     if config.augment:
         check_size(config.preset, config.train_size, "--crop-size")
-    model = build_model(config, flexible=True)  # crops in training, whole frames in evaluation
+    strategy = make_strategy(config.strategy)
+    chief = is_chief()
     if not config.data:
         config.data = [str(SYNTHETIC_DIR)]
-    if any(Path(d) == SYNTHETIC_DIR for d in config.data):
+    if chief and any(Path(d) == SYNTHETIC_DIR for d in config.data):
         ensure_synthetic(config, SYNTHETIC_DIR)  # the built-in set, alone or mixed with real folders
     skipped = [] if config.skip_bad else None
     samples = load_samples(config.data, config.labels, skipped=skipped)
@@ -136,39 +141,54 @@ def train(config: Config, resume: bool = False) -> dict:
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
     print(f"{len(samples)} images: {len(train_samples)} train, {len(val_samples)} validation "
           f"({sum(len(s.hands) for s in samples)} hands)" + (f"; {len(skipped)} bad file(s) skipped" if skipped else ""))
-    run = prepare_run_folder(config.out, resume=resume)
+    # Non-chief workers of a cluster train their share and write nothing.
+    run = prepare_run_folder(config.out, resume=resume) if chief else Path(tempfile.mkdtemp(prefix="handnet-worker-"))
     if skipped:
         (run / "skipped.txt").write_text("".join(f"{problem}\n" for problem in skipped))
     if not resume:
         config.save(run / "config.json")
 
     steps = max(1, len(train_samples) // config.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
-        warmup_steps=min(steps, steps * config.epochs // 10),
-    )
-    # Several steps per call cut Keras' per-step Python overhead, large next to a small CPU step.
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config), steps_per_execution=4)
+    if strategy.num_replicas_in_sync > 1:
+        print(f"training on {strategy.num_replicas_in_sync} replicas ({config.strategy}), "
+              f"global batch {config.batch_size}" + ("" if chief else "; the chief writes the run folder"))
+    set_mixed_precision(config.mixed_precision)
+    with strategy.scope():
+        model = build_model(config, flexible=True)  # crops in training, whole frames in evaluation
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
+            warmup_steps=min(steps, steps * config.epochs // 10),
+        )
+        # Several steps per call cut Keras' per-step Python overhead, large next to a small CPU step;
+        # Keras 3.15's multi-step loop fails under tf.distribute (placeholder error), hence 1 there.
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config),
+                      steps_per_execution=4 if strategy.num_replicas_in_sync == 1 else 1)
+        done = load_checkpoint(model, run / CHECKPOINT) if resume else 0
     history_csv = run / "history.csv"
-    done = 0
     if resume:
-        done = load_checkpoint(model, run / CHECKPOINT)
         keep_history_rows(history_csv, done)
         print(f"resuming {run} after epoch {done} of {config.epochs}")
+    training = shard_by_data(make_dataset(train_samples, config, training=True, skip=done * steps * config.batch_size))
+    validation = make_dataset(val_samples, config, training=False) if val_samples else None
+    # In this order: a checkpoint exists only once its epoch is in the log.
+    callbacks = [keras.callbacks.CSVLogger(str(history_csv), append=resume),
+                 CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)]
     started = time.time()
     try:
-        model.fit(
-            make_dataset(train_samples, config, training=True, skip=done * steps * config.batch_size),
-            steps_per_epoch=steps,
-            initial_epoch=done,
-            epochs=config.epochs,
-            validation_data=make_dataset(val_samples, config, training=False) if val_samples else None,
-            # In this order: a checkpoint exists only once its epoch is in the log.
-            callbacks=[keras.callbacks.CSVLogger(str(history_csv), append=resume),
-                       CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)],
-            shuffle=False,  # the dataset shuffles itself
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            fit_multiworker(model, get_loss(config), strategy, training, validation, steps, config.epochs, done,
+                            callbacks, chief)
+        else:
+            model.fit(
+                training,
+                steps_per_epoch=steps,
+                initial_epoch=done,
+                epochs=config.epochs,
+                validation_data=shard_by_data(validation) if validation is not None else None,
+                callbacks=callbacks,
+                shuffle=False,  # the dataset shuffles itself
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
     except KeyboardInterrupt:
         if (run / CHECKPOINT).exists():
             plot_curves(history_csv, run / "curves.png")
@@ -176,6 +196,11 @@ def train(config: Config, resume: bool = False) -> dict:
                   f"Continue with: python train.py --resume {run}", file=sys.stderr)
         raise
     print(f"trained {config.epochs - done} epochs in {time.time() - started:.0f} s")
+    if not chief:
+        shutil.rmtree(run, ignore_errors=True)
+        return {}
+    if config.mixed_precision or config.strategy != "default":
+        model = plain_copy(model, config)
     save_model_atomic(model, run / "model.keras")
 
     if config.tune_threshold:
@@ -204,6 +229,15 @@ def train(config: Config, resume: bool = False) -> dict:
         print(f"{root}: {_figures_line(figures)} ({figures['images']} images, {figures['hands']} hands)")
     print(f"run folder: {run}")
     return metrics
+
+
+def plain_copy(model: keras.Model, config: Config) -> keras.Model:
+    """The trained network as a float32 model outside any distribution strategy: what is saved,
+    evaluated and exported, the same whichever way it was trained."""
+    set_mixed_precision(False)
+    plain = build_model(config, flexible=True)
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def export_int8(model, config: Config, run: Path, evaluated) -> dict:
