@@ -2,6 +2,7 @@
 
     python -m handnet.bench                         # both presets, threads 1 and 2
     python -m handnet.bench --presets fast --threads 1 --markdown docs/performance.md
+    python -m handnet.bench --training-memory 1000 10000     # peak RSS of train.py vs dataset size
 
 Each model is timed in its own fresh process (so peak memory is that model's alone): the
 .tflite files through handnet.runtime's interpreter, the Keras model through a tf.function.
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -201,6 +203,39 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+TRAIN_MEMORY_FLAGS = ["--epochs", "1", "--val-fraction", "0.02", "--no-export", "--no-tune-threshold"]
+PEAK_RSS = """
+import resource, sys
+sys.argv = ["train.py", *sys.argv[1:]]
+import train
+code = train.main(sys.argv[1:])
+print("PEAK_RSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+sys.exit(code)
+"""
+
+
+def training_memory(counts: list[int], workdir: Path) -> list[dict]:
+    """Peak resident memory of one train.py epoch on synthetic sets of each size, each run in a
+    fresh process. The pipeline streams images from disk, so the peak should not grow with the set."""
+    from handnet.synthetic import generate_dataset  # noqa: PLC0415
+
+    rows = []
+    for count in counts:
+        data = workdir / f"synthetic-{count}"
+        if not (data / "hands.json").is_file():
+            generate_dataset(data, count)
+        shutil.rmtree(workdir / f"run-{count}", ignore_errors=True)
+        started = time.time()
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS, "--data", str(data), "--out", str(workdir / f"run-{count}"),
+                              *TRAIN_MEMORY_FLAGS], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+        peak = [float(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("PEAK_RSS_MB")]
+        if out.returncode != 0 or not peak:
+            raise RuntimeError(f"training on {count} images failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        rows.append({"images": count, "peak_rss_mb": round(peak[0]), "seconds": round(time.time() - started)})
+        print(f"{count} images: peak RSS {peak[0]:.0f} MB ({time.time() - started:.0f} s)", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["fast", "seed"])
@@ -212,7 +247,16 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", help="reference .tflite (default: ../shared/anchors/palm_detection_*.tflite)")
     parser.add_argument("--markdown", help="also write the table, with the machine, to this file")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--training-memory", nargs="+", type=int, metavar="IMAGES",
+                        help="instead: peak RSS of one training epoch (train.py " + " ".join(TRAIN_MEMORY_FLAGS)
+                             + ") on synthetic sets of these sizes")
+    parser.add_argument("--workdir", default="runs/memory", help="--training-memory: where sets and runs go")
     args = parser.parse_args(argv)
+    if args.training_memory:
+        rows = training_memory(args.training_memory, Path(args.workdir))
+        print(f"\n{machine()}\n\n| synthetic images | peak RSS MB | seconds |\n|---:|---:|---:|")
+        print("\n".join(f"| {r['images']} | {r['peak_rss_mb']} | {r['seconds']} |" for r in rows))
+        return 0
 
     if args.worker:
         kind, path = args.worker

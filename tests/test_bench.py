@@ -22,3 +22,11 @@ def test_bench_reports_every_mode_with_memory(tmp_path, capsys):
     if ANCHOR.is_file():  # the reference is measured in the same run, and ratios are to it
         assert "| palm_detection_full | BlazePalm fp32 | 1 |" in text
         assert all(r[7].strip() != "-" for r in rows)
+
+
+def test_training_memory_reports_peak_rss_per_dataset_size(tmp_path, capsys):
+    assert bench.main(["--training-memory", "20", "--workdir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    (row,) = [line for line in printed.splitlines() if line.startswith("| 20 |")]
+    assert 100 < float(row.split("|")[2]) < 24000  # a real process's peak, in MB
+    assert (tmp_path / "run-20" / "model.keras").is_file()  # it really trained
