@@ -1,5 +1,6 @@
 """handnet.bench runs end to end and reports every mode (no timing assertions: speed is noisy)."""
 
+import pytest
 from conftest import ROOT
 from handnet import bench
 
@@ -24,6 +25,7 @@ def test_bench_reports_every_mode_with_memory(tmp_path, capsys):
         assert all(r[7].strip() != "-" for r in rows)
 
 
+@pytest.mark.slow  # a benchmark: trains in a subprocess at full frame size
 def test_training_memory_reports_peak_rss_per_dataset_size(tmp_path, capsys):
     assert bench.main(["--training-memory", "20", "--workdir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out

@@ -1,5 +1,6 @@
 """Training survives interruption: a killed or Ctrl-C'd train.py resumes from its last epoch
-checkpoint and ends where an uninterrupted run ends; and the same seed gives the same run."""
+checkpoint and ends where an uninterrupted run ends; and the same seed gives the same first epoch
+(the synthetic set's bytes are checked in test_synthetic.py)."""
 
 import csv
 import os
@@ -65,10 +66,11 @@ def uninterrupted(tmp_path_factory, scenes):
 def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path, scenes, uninterrupted):
     out = tmp_path / "killed"
     interrupt_after_first_epoch(start(out, scenes), out, signal.SIGKILL)
+    # Determinism: the same seed gives the same first-epoch loss, to the last digit.
+    assert losses(out)[0] == losses(uninterrupted)[0]
     assert not (out / "model.keras").exists()
     done = epochs_done(out)
     assert 1 <= done < EPOCHS  # killed mid-run, after at least one checkpoint
-    assert not list((out / CHECKPOINT.parent).glob("*.tmp")) or done >= 1  # a torn write never replaces the last
     assert train.main(["--resume", str(out)]) == 0
     assert (out / "model.keras").is_file() and (out / "metrics.json").is_file()
     resumed, whole = losses(out), losses(uninterrupted)
@@ -93,15 +95,3 @@ def test_resume_needs_a_checkpoint_and_no_other_flags(tmp_path, capsys):
     assert "no checkpoints/last.npz to resume from" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train.main(["--resume", str(tmp_path), "--epochs", "3"])
-
-
-def test_same_seed_same_first_epoch_loss(tmp_path, scenes, uninterrupted):
-    out = tmp_path / "again"
-    assert train.main(["--data", str(scenes), "--out", str(out), *FLAGS[:-3], "--epochs", "1", "--seed", "2",
-                       "--no-export", "--no-tune-threshold"]) == 0
-    # Epoch 1 of a 1-epoch run has another learning-rate schedule than epoch 1 of 4, so compare
-    # with a second 1-epoch run instead.
-    again = tmp_path / "again2"
-    assert train.main(["--data", str(scenes), "--out", str(again), *FLAGS[:-3], "--epochs", "1", "--seed", "2",
-                       "--no-export", "--no-tune-threshold"]) == 0
-    assert losses(out) == losses(again)
