@@ -76,6 +76,10 @@ class GestureInfo:
     score_threshold: float
     raw: dict
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.side, self.side
+
     @classmethod
     def from_record(cls, record: dict) -> "GestureInfo":
         return cls(mode=record["mode"], side=int(record["input"]["height"]), labels=tuple(record["labels"]),
@@ -133,15 +137,11 @@ class HandDetector:
     (None lets LiteRT choose). score_threshold: None uses the one saved in the model.
     """
 
+    TASK = "hands"
+
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None,
                  score_threshold: float | None = None):
-        data = _read_file(model_path)
-        self.info = _info_from_bytes(data, str(model_path), task="hands")
-        self.path = str(model_path)
-        self.score_threshold = self.info.score_threshold if score_threshold is None else float(score_threshold)
-        self.timings: dict[str, float] = {}  # milliseconds of the last frame: preprocess, inference, peaks
-        self._interpreter, self._input, self._output = _load_interpreter(data, model_path, num_threads,
-                                                                         self.info.input_size)
+        _open_model(self, model_path, num_threads, score_threshold)  # timings: preprocess, inference, peaks
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -186,15 +186,11 @@ class GestureClassifier:
     threshold (the model's own unless score_threshold is given) means na.
     """
 
+    TASK = "gestures"
+
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None,
                  score_threshold: float | None = None):
-        data = _read_file(model_path)
-        self.info = _info_from_bytes(data, str(model_path), task="gestures")
-        self.path = str(model_path)
-        self.score_threshold = self.info.score_threshold if score_threshold is None else float(score_threshold)
-        self.timings: dict[str, float] = {}  # milliseconds of the last label() call
-        side = self.info.side
-        self._interpreter, self._input, self._output = _load_interpreter(data, model_path, num_threads, (side, side))
+        _open_model(self, model_path, num_threads, score_threshold)  # timings: of the last label() call
 
     def scores(self, crop: np.ndarray) -> np.ndarray:
         """(K + 1,) float32 scores of one (side, side, 3) uint8 BGR crop."""
@@ -219,6 +215,18 @@ class GestureClassifier:
             labelled.append(dataclasses.replace(hand, gesture=gesture.name, gesture_score=gesture.score))
         self.timings["gestures"] = 1000 * (time.perf_counter() - started)
         return labelled
+
+
+def _open_model(model, model_path, num_threads, score_threshold) -> None:
+    """What HandDetector and GestureClassifier set up alike: metadata (refusing the other kind of
+    model), path, threshold (the file's unless given), timings and the interpreter."""
+    data = _read_file(model_path)
+    model.info = _info_from_bytes(data, str(model_path), task=model.TASK)
+    model.path = str(model_path)
+    model.score_threshold = model.info.score_threshold if score_threshold is None else float(score_threshold)
+    model.timings = {}  # milliseconds per stage of the last call
+    model._interpreter, model._input, model._output = _load_interpreter(data, model_path, num_threads,
+                                                                        model.info.input_size)
 
 
 def _load_interpreter(data: bytes, model_path, num_threads, input_hw) -> tuple:
