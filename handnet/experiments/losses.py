@@ -40,7 +40,7 @@ from handnet.metrics import evaluate_matches, match_image
 from handnet.model import build_model
 from handnet.peaks import detect_hands
 from handnet.synthetic import generate_scene
-from handnet.targets import ROLE_CODES, render_targets
+from handnet.targets import ROLE_CODES, config_targets
 
 REGIMES = {"near": (1 / 8, 1 / 3), "far": (1 / 24, 1 / 12)}  # hand radius / shorter side
 MASKS = ("mask", "no_mask")
@@ -102,8 +102,7 @@ def targets(split: Split, config: Config, mask: str) -> np.ndarray:
     for sample in split.samples:
         rows = [(h.x, h.y, h.radius, ROLE_CODES[h.role if mask == "mask" or h.role == "positive" else "negative"])
                 for h in sample.hands]
-        heat, weight = render_targets(np.asarray(rows, np.float32).reshape(-1, 4), config.output_size, config.stride,
-                                      config.target, config.sigma_scale, config.min_sigma, config.ignore_margin)
+        heat, weight = config_targets(np.asarray(rows, np.float32).reshape(-1, 4), config.input_size, config)
         out.append(np.stack([heat, weight], -1))
     return np.stack(out)
 
