@@ -45,6 +45,49 @@ def test_unknown_loss_or_regime_is_refused():
         LossExperiment(losses=["l2"])
     with pytest.raises(ValueError, match="unknown or no regime"):
         LossExperiment(regimes=["mid"])
+    with pytest.raises(ValueError, match="needs dataset folders"):
+        LossExperiment(regimes=["real"])
+    assert LossExperiment(real_data=["x"]).regimes == ["near", "far", "real"]
+
+
+def test_real_split_letterboxes_photos_and_maps_their_hands(tmp_path):
+    from conftest import write_native
+
+    root = write_native(tmp_path / "photos", {"a.jpg": [{"x": 40, "y": 30, "radius": 20, "label": "five"},
+                                                        {"x": 160, "y": 100, "radius": 8, "label": "two"}]},
+                        height=120, width=200)
+    samples = experiment.load_samples([str(root)], "five=positive,*=ignore")
+    split = experiment.real_split(samples, (48, 64))
+    # 200 x 120 fits 64 x 48 as 64 x 38 (x scale 0.32, y scale 38/120), 5 black rows above and below.
+    assert split.images.shape == (1, 48, 64, 3) and split.images.dtype == np.float32
+    assert split.images[0, :5].max() == 0 and split.images[0, 43:].max() == 0
+    first, second = split.samples[0].hands
+    assert (first.x, first.y, first.radius, first.role) == pytest.approx((12.8, 14.5, 6.37, "positive"), abs=0.01)
+    assert (second.role, second.label) == ("ignore", "two")
+    assert (split.samples[0].width, split.samples[0].height) == (64, 48)
+
+
+def test_tiny_real_run_splits_the_folder_per_seed(tiny_synthetic, tmp_path):
+    out = tmp_path / "real"
+    rc = experiment.main(["--losses", "bce", "--regimes", "real", "--real-data", str(tiny_synthetic),
+                          "--real-labels", "open=positive,other=ignore", "--masks", "mask", "--seeds", "2",
+                          "--steps", "6", "--size", "32", "48", "--out", str(out)])
+    assert rc == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["regime"], r["seed"]) for r in rows] == [("real", 0), ("real", 1)]
+    assert "| real | bce | mask |" in (out / "table.md").read_text()
+    datasets = experiment.make_datasets(LossExperiment(regimes=["real"], real_data=[str(tiny_synthetic)], seeds=2,
+                                                       real_labels="open=positive,other=ignore"))
+    names = {seed: {s.path for s in datasets["real", seed]["val"].samples} for seed in (0, 1)}
+    assert names[0] and names[0] != names[1]  # each seed validates on other files
+    assert not names[0] & {s.path for s in datasets["real", 0]["train"].samples}
+
+
+def test_missing_real_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "never"
+    rc = experiment.main(["--regimes", "real", "--real-data", str(tmp_path / "nope"), "--out", str(out)])
+    assert rc == 2 and not out.exists()
+    assert "nope" in capsys.readouterr().err
 
 
 def test_tiny_run_writes_every_figure_table_and_plot(tmp_path):

@@ -2,12 +2,15 @@
 
     python -m handnet.experiments.losses                         # the full run behind docs/losses.md
     python -m handnet.experiments.losses --losses focal mse --seeds 1 --steps 100 --out /tmp/losses
+    python -m handnet.experiments.losses --regimes real --real-data ../shared/datasets/roboflow-finger-counts
 
 Two regimes of synthetic scenes (handnet.synthetic, hand radii as fractions of the frame's shorter
 side): `near` (1/8 to 1/3: blobs of many output cells) and `far` (1/24 to 1/12: one or two cells
-per hand in an otherwise black target). Every loss trains with the ignore mask around `other`
-hands (`mask`) and without it (`no_mask`: other hands are plain background). Each run is
-repeated over seeds (network initialisation, batch order and the scenes themselves).
+per hand in an otherwise black target). A third, `real`, takes photographs from dataset folders
+(--real-data, labels mapped by --real-labels), letterboxed to the same input size. Every loss
+trains with the ignore mask around `other` hands (`mask`) and without it (`no_mask`: other hands
+are plain background). Each run is repeated over seeds (network initialisation, batch order, and
+the synthetic scenes or the real set's train/validation split).
 
 Per run it measures, on validation scenes: precision, recall and F1 at the score threshold with
 the best F1 on training scenes, AP, the mean predicted value at hand peaks and on the background
@@ -32,9 +35,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from handnet.annotations import Hand, Sample
+from handnet.annotations import DatasetError, Hand, Sample, load_samples, read_image, split_samples
 from handnet.config import Config, SavedConfig
-from handnet.letterbox import Letterbox
+from handnet.letterbox import Letterbox, apply_letterbox
 from handnet.losses import LOSSES, get_loss
 from handnet.metrics import evaluate_matches, match_image
 from handnet.model import build_model
@@ -43,6 +46,7 @@ from handnet.synthetic import generate_scene
 from handnet.targets import ROLE_CODES, config_targets
 
 REGIMES = {"near": (1 / 8, 1 / 3), "far": (1 / 24, 1 / 12)}  # hand radius / shorter side
+REAL = "real"  # the regime of LossExperiment.real_data's photographs
 MASKS = ("mask", "no_mask")
 CHECKPOINTS = 6  # validation AP this many times per run, for the learning curves
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
@@ -60,15 +64,22 @@ class LossExperiment(SavedConfig):
     steps: int = 300
     batch_size: int = 16
     learning_rate: float = 2e-3
+    real_data: list[str] = dataclasses.field(default_factory=list)  # dataset folders for the `real` regime
+    real_labels: str = "five=positive,*=ignore"  # their labels' roles (as train.py --labels)
     out: str = "docs/losses"
 
     def __post_init__(self):
         self.size = tuple(int(v) for v in self.size)
-        for name, chosen, known in (("loss", self.losses, LOSSES), ("regime", self.regimes, REGIMES),
+        self.real_data = [str(d) for d in self.real_data]
+        if self.real_data and REAL not in self.regimes:
+            self.regimes = [*self.regimes, REAL]
+        for name, chosen, known in (("loss", self.losses, LOSSES), ("regime", self.regimes, (*REGIMES, REAL)),
                                     ("mask", self.masks, MASKS)):
             unknown = [v for v in chosen if v not in known]
             if unknown or not chosen:
                 raise ValueError(f"unknown or no {name} {unknown} (choose from {', '.join(known)})")
+        if REAL in self.regimes and not self.real_data:
+            raise ValueError(f"regime '{REAL}' needs dataset folders (--real-data)")
         if self.seeds < 1 or self.steps < CHECKPOINTS:
             raise ValueError(f"need at least 1 seed and {CHECKPOINTS} steps")
 
@@ -94,6 +105,38 @@ def make_split(regime: str, count: int, size, seed: int, offset: int) -> Split:
             Hand(h["x"], h["y"], h["radius"], h["label"], "positive" if h["label"] == "open" else "ignore")
             for h in hands), size[1], size[0]))
     return Split(np.stack(images), samples)
+
+
+def real_split(samples: list[Sample], size) -> Split:
+    """Photographs letterboxed to the network input, their hands mapped along."""
+    images, boxed = [], []
+    for sample in samples:
+        image, box = apply_letterbox(read_image(sample.path), size)
+        images.append(image.astype(np.float32))
+        scale = float(np.sqrt(box.scale_x * box.scale_y))
+        hands = tuple(Hand(*box.to_input(h.x, h.y), h.radius * scale, h.label, h.role) for h in sample.hands)
+        boxed.append(Sample(sample.path, hands, size[1], size[0]))
+    return Split(np.stack(images), boxed)
+
+
+def make_datasets(exp: LossExperiment) -> dict:
+    """{(regime, seed): {"train", "val", "tune"}}: fresh synthetic scenes per seed; for `real`,
+    a fresh split of the photographs by groups of files (handnet.annotations.split_samples)."""
+    config = Config()
+    photos = load_samples(exp.real_data, exp.real_labels) if REAL in exp.regimes else []
+    datasets = {}
+    for regime in exp.regimes:
+        for seed in range(exp.seeds):
+            if regime == REAL:
+                train, val = (real_split(part, exp.size)
+                              for part in split_samples(photos, config.val_fraction, config.group_size, seed))
+            else:
+                base = 1000 * (seed + 1)
+                train = make_split(regime, exp.train_images, exp.size, base, 0)
+                val = make_split(regime, exp.val_images, exp.size, base, exp.train_images)
+            datasets[regime, seed] = {"train": train, "val": val,
+                                      "tune": Split(train.images[:64], train.samples[:64])}
+    return datasets
 
 
 def targets(split: Split, config: Config, mask: str) -> np.ndarray:
@@ -208,16 +251,10 @@ class Trainer:
 
 def run(exp: LossExperiment, progress=print) -> list[dict]:
     """Every (loss, regime, seed, mask) run; writes results, table and figures into exp.out."""
+    datasets = make_datasets(exp)  # first: a bad dataset folder stops the run before anything is written
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     exp.save(out / "experiment.json")
-    datasets = {}
-    for regime in exp.regimes:
-        for seed in range(exp.seeds):
-            base = 1000 * (seed + 1)
-            train = make_split(regime, exp.train_images, exp.size, base, 0)
-            datasets[regime, seed] = {"train": train, "val": make_split(regime, exp.val_images, exp.size, base, exp.train_images),
-                                      "tune": Split(train.images[:64], train.samples[:64])}
     rows, examples = [], {}
     total = len(exp.losses) * len(datasets) * len(exp.masks)
     for loss in exp.losses:
@@ -372,6 +409,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--real-data", nargs="+", default=defaults.real_data, metavar="DIR",
+                        help=f"dataset folders for the '{REAL}' regime (added to --regimes)")
+    parser.add_argument("--real-labels", default=defaults.real_labels, help="LABEL=ROLE,... for --real-data")
     parser.add_argument("--out", default=defaults.out)
     args = parser.parse_args(argv)
     try:
@@ -380,7 +420,11 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     started = time.time()
-    rows = run(exp, progress=lambda line: print(line, flush=True))
+    try:
+        rows = run(exp, progress=lambda line: print(line, flush=True))
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(summary_table(rows))
     print(f"{len(rows)} runs in {time.time() - started:.0f} s; results in {exp.out}")
     return 0
