@@ -62,6 +62,7 @@ class Config(SavedConfig):
     # more, cheaper steps.
     focus_crops: float = 0.0  # share of training crops placed around a random positive hand
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
+    init: str = ""  # start from a trained model of the same preset (.keras or .weights.h5); "" = fresh weights
     # targets
     target: str = "gaussian"  # gaussian | disk
     sigma_scale: float = 0.35  # Gaussian sigma in output cells = sigma_scale * radius / stride

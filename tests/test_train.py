@@ -129,3 +129,33 @@ def test_the_builtin_set_is_generated_when_named_beside_real_folders(tmp_path, n
     assert len(index["images"]) == 12 and index["generator"]["size"] == [64, 96]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["per_dataset"]) == {str(tmp_path / "synthetic"), str(native_dataset)}
+
+
+def test_init_starts_training_from_a_trained_model(tiny_run, tiny_synthetic, tmp_path):
+    import keras
+    import numpy as np
+
+    out = tmp_path / "tuned"
+    assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--init", str(tiny_run / "model.keras"),
+                       "--learning-rate", "1e-9", "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    before = keras.saving.load_model(tiny_run / "model.keras", compile=False)
+    after = keras.saving.load_model(out / "model.keras", compile=False)
+    for name in ("stem_conv", "head_conv", "heatmap"):  # a vanishing learning rate leaves the kernels as they were
+        np.testing.assert_allclose(after.get_layer(name).get_weights()[0], before.get_layer(name).get_weights()[0],
+                                   atol=1e-6)
+    assert json.loads((out / "config.json").read_text())["init"] == str(tiny_run / "model.keras")
+
+
+def test_init_from_a_missing_or_foreign_model_is_a_clear_error(tmp_path, tiny_synthetic, capsys):
+    import keras
+
+    assert train.main(["--data", str(tiny_synthetic), "--out", str(tmp_path / "a"), "--init", str(tmp_path / "no.keras"),
+                       *TINY]) == 2
+    assert "--init: no such file" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="not_handnet")
+    other.save(tmp_path / "other.keras")
+    from handnet.config import Config
+    from handnet.model import build_model, load_init_weights
+
+    with pytest.raises(ValueError, match="holds 'not_handnet', not 'handnet_fast'"):
+        load_init_weights(build_model(Config(input_size=(64, 96))), str(tmp_path / "other.keras"))
