@@ -32,7 +32,7 @@ HELP = {
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",
     "init": "start from the weights of a trained model of the same preset and input channels: a run's "
-            "model.keras or a .weights.h5, e.g. models/handnet-fast.weights.h5 (default: fresh weights)",
+            "model.keras or a .weights.h5 (default: fresh weights)",
     "loss": "mse | bce | weighted_bce | focal | quality_focal | dice | tversky",
     "crop_size": "with --augment, train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
     "focus_crops": "share of training crops centred near a random open hand (with --augment --crop-size)",

@@ -127,23 +127,23 @@ def load_backbone_weights(model: keras.Model, weights: str) -> None:
         layer.trainable = False
 
 
+def check_init_file(path: str) -> None:
+    """Raise FileNotFoundError unless `path` (train.py --init) is a file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--init: no such file '{path}' (a model.keras or .weights.h5)")
+
+
 def load_init_weights(model: keras.Model, path: str) -> None:
     """Start `model` from the weights of a trained network of the same preset: a `.keras` model
     (a run's model.keras) or a `.weights.h5` file. Raises FileNotFoundError or ValueError, naming
     the file, when it is missing or holds another network."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--init: no such file '{path}' (a model.keras or .weights.h5)")
+    check_init_file(path)
     try:
         if path.endswith(".keras"):
             source = keras.saving.load_model(path, compile=False)
             if source.name != model.name:
                 raise ValueError(f"it holds '{source.name}', not '{model.name}'")
-            weights = source.get_weights()
-            mismatch = len(weights) != len(model.weights) or any(
-                tuple(w.shape) != tuple(v.shape) for w, v in zip(weights, model.weights))
-            if mismatch:
-                raise ValueError("its layers do not match this preset's")
-            model.set_weights(weights)
+            model.set_weights(source.get_weights())  # Keras refuses weights of other counts or shapes
         else:
             model.load_weights(path)
     except (ValueError, OSError) as err:

@@ -34,7 +34,7 @@ from handnet.evaluate import best_threshold, format_metrics, match_samples, matc
 from handnet.export import export_model
 from handnet.metrics import evaluate_matches
 from handnet.losses import get_loss
-from handnet.model import build_model, check_size, load_init_weights
+from handnet.model import build_model, check_init_file, check_size, load_init_weights
 from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
@@ -128,8 +128,8 @@ def train(config: Config, resume: bool = False) -> dict:
     check_size(config.preset, config.input_size, "--input-size")
     if config.augment:
         check_size(config.preset, config.train_size, "--crop-size")
-    if config.init and not resume and not Path(config.init).is_file():
-        raise FileNotFoundError(f"--init: no such file '{config.init}' (a model.keras or .weights.h5)")
+    if config.init and not resume:
+        check_init_file(config.init)  # before the run folder is written
     strategy = make_strategy(config.strategy)
     chief = is_chief()
     if not config.data:
