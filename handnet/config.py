@@ -73,7 +73,7 @@ class Config(SavedConfig):
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
-    epochs: int = 12  # the default run's budget: about 11 min of training on 2 CPU cores
+    epochs: int = 12  # the default run: about 11 minutes on 2 CPU cores (README, Quick start)
     batch_size: int = 8
     learning_rate: float = 2e-3
     augment: bool = False  # the synthetic set varies every scene already; real data wants --augment

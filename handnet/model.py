@@ -12,7 +12,7 @@ normalised inside the model, so a game feeds frames as they come) and returns `h
   and a single 3x3 block at 1/4 replace a 3x3 stride-2 stem and two 1/4 blocks: full-resolution
   layers cost far more time than their multiply-adds (memory traffic, batch-norm), and dropping
   them made training 1.8x faster (4 epochs of the default run: 192 s against 347 s) and int8
-  frames 1.5x faster (docs/performance.md), for a similar F1 per epoch. On CPUs (oneDNN) dense
+  frames about 1.4x faster (docs/performance.md), for a similar F1 per epoch. On CPUs (oneDNN) dense
   3x3 convolutions of few channels train about as fast as depthwise-separable ones and learned
   far more per epoch in our trials.
 """
