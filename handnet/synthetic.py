@@ -16,6 +16,7 @@ import argparse
 import functools
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -41,7 +42,8 @@ SKIN_TONES = np.array(
 POSES = ("open", "open", "open", "fist", "side", "partial")
 SUPERSAMPLE = 4
 # Bump whenever scenes change, so that train.py regenerates a stale default dataset.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
+PARALLEL_MIN = 256  # scenes; fewer are drawn in this process (starting workers costs a second)
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,25 +86,34 @@ def generate_scene(seed: int, index: int, size=(240, 320), radii=None) -> tuple[
     return _finish(rng, image), hands
 
 
-def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: int = 0, progress=True) -> Path:
-    """Write `count` scenes as JPEGs plus hands.json; built in a temporary folder, then renamed."""
+def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: int = 0, progress=True,
+                     workers: int | None = None) -> Path:
+    """Write `count` scenes as JPEGs plus hands.json; built in a temporary folder, then renamed.
+    workers: processes drawing scenes (default: one per CPU core; small sets use one). Scenes
+    depend only on (seed, index), so the folder is the same bytes whatever the count."""
     out = Path(out)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    entries = []
-    indices = range(count)
-    if progress:
-        from tqdm import tqdm  # noqa: PLC0415
+    jobs = [(str(tmp), seed, index, tuple(size)) for index in range(count)]
+    workers = 1 if count < PARALLEL_MIN else (workers or os.cpu_count() or 1)
+    pool = None
+    if workers > 1:
+        # spawn, not fork: the parent may run TensorFlow's threads already.
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        entries = pool.imap(_write_scene, jobs, chunksize=32)
+    else:
+        entries = map(_write_scene, jobs)
+    try:
+        if progress:
+            from tqdm import tqdm  # noqa: PLC0415
 
-        indices = tqdm(indices, desc=f"synthetic -> {out}", unit="img", file=sys.stdout,
-                       mininterval=0.5 if sys.stdout.isatty() else 15)
-    for index in indices:
-        image, hands = generate_scene(seed, index, size)
-        name = f"{index:06d}.jpg"
-        quality = 70 + (index * 7919 + seed) % 26
-        cv2.imwrite(str(tmp / name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        entries.append({"file": name, "width": size[1], "height": size[0], "hands": hands})
+            entries = tqdm(entries, total=count, desc=f"synthetic -> {out}", unit="img", file=sys.stdout,
+                           mininterval=0.5 if sys.stdout.isatty() else 15)
+        entries = list(entries)
+    finally:
+        if pool is not None:
+            pool.terminate()
     doc = {"format": "handnet", "version": 1, "labels": ["open", "other"],
            "generator": {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": seed, "count": count, "size": list(size)},
            "images": entries}
@@ -111,6 +122,16 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out
+
+
+def _write_scene(job) -> dict:
+    """One scene of generate_dataset, written as JPEG; returns its hands.json entry."""
+    folder, seed, index, size = job
+    image, hands = generate_scene(seed, index, size)
+    name = f"{index:06d}.jpg"
+    quality = 70 + (index * 7919 + seed) % 26
+    cv2.imwrite(os.path.join(folder, name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return {"file": name, "width": size[1], "height": size[0], "hands": hands}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +404,8 @@ def _finish(rng, image) -> np.ndarray:
     a = rng.uniform(0, 2 * math.pi)
     gradient = 1 + rng.uniform(0, 0.35) * ((xx / w - 0.5) * math.cos(a) + (yy / h - 0.5) * math.sin(a))
     image = image * gain * gradient[..., None]
-    image = 255 * (np.clip(image, 0, 255) / 255) ** rng.uniform(0.75, 1.3)
+    gamma_curve = 255 * (np.arange(256, dtype=np.float32) / 255) ** rng.uniform(0.75, 1.3)
+    image = cv2.LUT(np.clip(image + 0.5, 0, 255).astype(np.uint8), gamma_curve)  # float32 again
     if rng.random() < 0.5:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.4))
     elif rng.random() < 0.3:
@@ -392,7 +414,7 @@ def _finish(rng, image) -> np.ndarray:
         kernel[length // 2] = 1 / length
         rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1)
         image = cv2.filter2D(image, -1, cv2.warpAffine(kernel, rot, (length, length)))
-    image = image + rng.normal(0, rng.uniform(0, 7), image.shape).astype(np.float32)
+    image = image + rng.uniform(0, 7) * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from handnet.annotations import load_samples
-from handnet.synthetic import generate_dataset, generate_scene
+from handnet.synthetic import PARALLEL_MIN, generate_dataset, generate_scene
 
 
 def test_scenes_are_deterministic_and_seed_dependent():
@@ -19,6 +19,16 @@ def test_dataset_bytes_are_reproducible(tmp_path):
     two = generate_dataset(tmp_path / "two", 4, (64, 96), seed=2, progress=False)
     for name in ["hands.json"] + [f"{i:06d}.jpg" for i in range(4)]:
         assert (one / name).read_bytes() == (two / name).read_bytes()
+
+
+def test_worker_processes_write_the_same_bytes(tmp_path):
+    count = PARALLEL_MIN  # the smallest set drawn in worker processes
+    serial = generate_dataset(tmp_path / "serial", count, (32, 48), seed=4, progress=False, workers=1)
+    parallel = generate_dataset(tmp_path / "parallel", count, (32, 48), seed=4, progress=False, workers=2)
+    names = ["hands.json"] + [f"{i:06d}.jpg" for i in range(count)]
+    assert sorted(p.name for p in parallel.iterdir()) == sorted(names)
+    assert all((serial / name).read_bytes() == (parallel / name).read_bytes() for name in names)
+    assert not (tmp_path / "parallel.partial").exists()
 
 
 def test_scenes_cover_open_and_other_hands_near_and_far():
