@@ -1,6 +1,6 @@
 """The procedural hand dataset: handnet's default training data and the tests' fixture.
 
-    python -m handnet.synthetic --out datasets/synthetic --count 3200
+    python -m handnet.synthetic --out datasets/synthetic --count 9600
     python -m handnet.synthetic --out /tmp/tiny --count 8 --size 64 96
 
 Each scene is a crop of a real photograph shipped with scikit-image, with skin-coloured
