@@ -22,6 +22,8 @@ from handnet.config import Config, GestureConfig
 HELP = {
     "data": "dataset folder(s), any supported format; default: datasets/synthetic, the built-in set, which is "
             "generated whenever it is named and missing",
+    "data_repeats": "times each --data folder's training images recur per epoch, one number per folder "
+                    "(default: once each); validation images never repeat",
     "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label",
     "skip_bad": "leave out unreadable images and broken annotations, each reported and listed in "
                 "runs/<name>/skipped.txt (default: stop at the first, naming it)",
@@ -53,6 +55,7 @@ GESTURE_HELP = {
     "export": "write runs/<name>/gestures-int8.tflite for handnet.runtime at the end",
 }
 SKIP = {"version", "classes"}
+INT_LISTS = {"input_size": "SIDE", "crop_size": "SIDE", "data_repeats": "N"}  # flags taking whole numbers
 
 
 def build_parser(config_class=Config, help_texts=HELP, description=__doc__) -> argparse.ArgumentParser:
@@ -69,9 +72,10 @@ def build_parser(config_class=Config, help_texts=HELP, description=__doc__) -> a
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif isinstance(default, list):
             parser.add_argument(flag, nargs="+", default=default, help=help_text)
-        elif field.name in ("input_size", "crop_size"):
+        elif field.name in INT_LISTS:
             default = () if field.name == "input_size" else default  # () = the preset's own size
-            parser.add_argument(flag, nargs="*", type=int, default=default, metavar="SIDE", help=help_text)
+            parser.add_argument(flag, nargs="*", type=int, default=default, metavar=INT_LISTS[field.name],
+                                help=help_text)
         else:
             parser.add_argument(flag, type=type(default), default=default, help=help_text or f"default {default}")
     return parser

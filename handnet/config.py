@@ -49,6 +49,9 @@ class SavedConfig:
 class Config(SavedConfig):
     # data
     data: list[str] = dataclasses.field(default_factory=list)  # empty: the synthetic set
+    data_repeats: tuple[int, ...] = ()  # training images of data[i] recur data_repeats[i] times per
+    # epoch (validation never repeats); () = once each. Keeps a few real photos from drowning among
+    # thousands of synthetic scenes.
     labels: str = DEFAULT_LABELS
     skip_bad: bool = False  # leave bad files out (each reported, listed in skipped.txt) instead of stopping
     val_fraction: float = 0.2
@@ -96,6 +99,10 @@ class Config(SavedConfig):
         self.input_size = tuple(int(v) for v in self.input_size or PRESET_INPUT_SIZES[self.preset])
         self.crop_size = tuple(int(v) for v in self.crop_size)
         self.data = [str(d) for d in self.data]
+        self.data_repeats = tuple(int(v) for v in self.data_repeats)
+        if self.data_repeats and (len(self.data_repeats) != len(self.data) or min(self.data_repeats) < 1):
+            raise ValueError(f"data_repeats {list(self.data_repeats)} must give one whole number of at least 1 "
+                             f"per data folder ({len(self.data)} given)")
         if len(self.input_size) != 2:
             raise ValueError(f"input_size must be (height, width), got {self.input_size}")
         if self.crop_size and len(self.crop_size) != 2:

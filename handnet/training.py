@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handnet.annotations import NATIVE_FILE, load_samples, split_samples
+from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples
 from handnet.config import Config
 from handnet.data import make_dataset, make_example
 from handnet.distribute import fit_multiworker, is_chief, make_strategy, set_mixed_precision, shard_by_data
@@ -143,6 +143,11 @@ def train(config: Config, resume: bool = False) -> dict:
     train_samples, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
     print(f"{len(samples)} images: {len(train_samples)} train, {len(val_samples)} validation "
           f"({sum(len(s.hands) for s in samples)} hands)" + (f"; {len(skipped)} bad file(s) skipped" if skipped else ""))
+    distinct_train = train_samples
+    if config.data_repeats:
+        train_samples = repeat_by_folder(train_samples, config.data, config.data_repeats)
+        print(f"{len(train_samples)} training images per epoch with repeats "
+              + ", ".join(f"{root} x{times}" for root, times in zip(config.data, config.data_repeats)))
     # Non-chief workers of a cluster train their share and write nothing.
     run = prepare_run_folder(config.out, resume=resume) if chief else Path(tempfile.mkdtemp(prefix="handnet-worker-"))
     if skipped:
@@ -210,7 +215,7 @@ def train(config: Config, resume: bool = False) -> dict:
 
     if config.tune_threshold:
         # Tuned on training images, never on validation ones, so the figures below stay honest.
-        picked = train_samples[:: max(1, len(train_samples) // TUNE_IMAGES)]
+        picked = distinct_train[:: max(1, len(distinct_train) // TUNE_IMAGES)]
         config.score_threshold = best_threshold(match_samples(model, picked, config))
         config.save(run / "config.json")
         print(f"score threshold {config.score_threshold:g} (best F1 on {len(picked)} training images)")
@@ -257,6 +262,16 @@ def _figures_line(figures: dict) -> str:
     """'P 0.700 R 0.516 F1 0.594 AP 0.638', with '-' for figures that do not exist."""
     return " ".join(f"{key} {'-' if figures[k] is None else format(figures[k], '.3f')}"
                     for key, k in (("P", "precision"), ("R", "recall"), ("F1", "f1"), ("AP", "ap")))
+
+
+def repeat_by_folder(samples: list[Sample], roots: list[str], repeats) -> list[Sample]:
+    """The samples under roots[i] repeats[i] times each, in the original order; samples under
+    no root (or under several: the first counts) appear once."""
+    out = []
+    for sample in samples:
+        times = next((n for root, n in zip(roots, repeats) if _under(sample.path, root)), 1)
+        out.extend([sample] * times)
+    return out
 
 
 def _under(path: str, root: str) -> bool:

@@ -1,6 +1,7 @@
 """train.py and handnet.evaluate end to end, on tiny data."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -108,6 +109,8 @@ def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
     (["--preset", "tiny"], "unknown preset 'tiny'"),
     (["--focus-crops", "1.5"], "focus_crops must be a share between 0 and 1"),
     (["--crop-size", "64", "96"], "crop_size and focus_crops place random crops, so they need augment"),
+    (["--data", "a", "b", "--data-repeats", "2"], "data_repeats [2] must give one whole number of at least 1 per data folder"),
+    (["--data", "a", "--data-repeats", "0"], "data_repeats [0] must give one whole number of at least 1 per data folder"),
 ])
 def test_bad_settings_are_one_line_errors(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -118,17 +121,32 @@ def test_bad_settings_are_one_line_errors(flags, message, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_the_builtin_set_is_generated_when_named_beside_real_folders(tmp_path, native_dataset, monkeypatch):
+def test_the_builtin_set_is_generated_when_named_beside_real_folders(tmp_path, native_dataset, monkeypatch, capsys):
     from handnet import training
 
     monkeypatch.setattr(training, "SYNTHETIC_DIR", tmp_path / "synthetic")
     out = tmp_path / "mixed"
     assert train.main(["--data", str(tmp_path / "synthetic"), str(native_dataset), "--synthetic-count", "12", "--group-size", "2",
-                       "--out", str(out), "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+                       "--data-repeats", "1", "3", "--out", str(out), "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    assert json.loads((out / "config.json").read_text())["data_repeats"] == [1, 3]
+    printed = capsys.readouterr().out
+    distinct = int(printed.split(" train, ")[0].split()[-1])
+    per_epoch = int(printed.split(" training images per epoch with repeats")[0].split()[-1])
+    assert per_epoch > distinct and (per_epoch - distinct) % 2 == 0  # each real training image twice more
     index = json.loads((tmp_path / "synthetic" / "hands.json").read_text())
     assert len(index["images"]) == 12 and index["generator"]["size"] == [64, 96]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["per_dataset"]) == {str(tmp_path / "synthetic"), str(native_dataset)}
+
+
+def test_data_repeats_list_a_folders_training_images_that_many_times(tmp_path):
+    from handnet.annotations import Sample
+    from handnet.training import repeat_by_folder
+
+    real, synthetic = tmp_path / "real", tmp_path / "synthetic"
+    samples = [Sample(str(synthetic / "a.jpg"), ()), Sample(str(real / "b.jpg"), ()), Sample(str(real / "c.jpg"), ())]
+    repeated = repeat_by_folder(samples, [str(synthetic), str(real)], (1, 3))
+    assert [Path(s.path).name for s in repeated] == ["a.jpg"] + ["b.jpg"] * 3 + ["c.jpg"] * 3
 
 
 def test_init_starts_training_from_a_trained_model(tiny_run, tiny_synthetic, tmp_path):
