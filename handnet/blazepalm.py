@@ -146,10 +146,11 @@ def main(argv=None) -> int:
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    match_distance = Config().match_distance  # handnet's rule: a centre within one hand radius
     per_image = []
     for i, sample in enumerate(samples, 1):
         frame = read_image(sample.path)
-        per_image.append(match_image(detector.detect(frame), sample.hands, frame.shape[:2], Config().match_distance))
+        per_image.append(match_image(detector.detect(frame), sample.hands, frame.shape[:2], match_distance))
         print(f"\r{i}/{len(samples)} images", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     metrics = evaluate_matches(per_image, args.threshold)
