@@ -132,6 +132,37 @@ def train(config: Config, resume: bool = False) -> dict:
         check_init_file(config.init)  # before the run folder is written
     strategy = make_strategy(config.strategy)
     chief = is_chief()
+    train_samples, distinct_train, val_samples, skipped = load_training_data(config, chief)
+    # Non-chief workers of a cluster train their share and write nothing.
+    run = prepare_run_folder(config.out, resume=resume) if chief else Path(tempfile.mkdtemp(prefix="handnet-worker-"))
+    if skipped:
+        (run / "skipped.txt").write_text("".join(f"{problem}\n" for problem in skipped))
+    if not resume:
+        config.save(run / "config.json")
+    steps = max(1, len(train_samples) // config.batch_size)
+    if strategy.num_replicas_in_sync > 1:
+        print(f"training on {strategy.num_replicas_in_sync} replicas ({config.strategy}), "
+              f"global batch {config.batch_size}" + ("" if chief else "; the chief writes the run folder"))
+    set_mixed_precision(config.mixed_precision)
+    try:
+        model, done = compile_model(config, strategy, steps, run / CHECKPOINT if resume else None)
+        started = time.time()
+        run_epochs(model, config, strategy, run, train_samples, val_samples, steps, done, chief)
+        print(f"trained {config.epochs - done} epochs in {time.time() - started:.0f} s")
+        if not chief:
+            shutil.rmtree(run, ignore_errors=True)
+            return {}
+        if config.mixed_precision or config.strategy != "default":
+            model = plain_copy(model, config)
+    finally:
+        set_mixed_precision(False)  # the process-wide policy never outlives the run, failed or not
+    return finish_run(model, config, run, distinct_train, val_samples or train_samples, started,
+                      "validation" if val_samples else "training (no validation split)")
+
+
+def load_training_data(config: Config, chief: bool = True):
+    """(training samples with repeats, distinct training samples, validation samples, skipped
+    problems or None); generates the synthetic set first where config.data names it or is empty."""
     if not config.data:
         config.data = [str(SYNTHETIC_DIR)]
     if chief and any(Path(d) == SYNTHETIC_DIR for d in config.data):
@@ -140,29 +171,23 @@ def train(config: Config, resume: bool = False) -> dict:
     samples = load_samples(config.data, config.labels, skipped=skipped)
     for problem in skipped or []:
         print(f"skipped {problem}")
-    train_samples, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
-    print(f"{len(samples)} images: {len(train_samples)} train, {len(val_samples)} validation "
+    distinct_train, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
+    print(f"{len(samples)} images: {len(distinct_train)} train, {len(val_samples)} validation "
           f"({sum(len(s.hands) for s in samples)} hands)" + (f"; {len(skipped)} bad file(s) skipped" if skipped else ""))
-    distinct_train = train_samples
+    train_samples = distinct_train
     if config.data_repeats:
-        train_samples = repeat_by_folder(train_samples, config.data, config.data_repeats)
+        train_samples = repeat_by_folder(distinct_train, config.data, config.data_repeats)
         print(f"{len(train_samples)} training images per epoch with repeats "
               + ", ".join(f"{root} x{times}" for root, times in zip(config.data, config.data_repeats)))
-    # Non-chief workers of a cluster train their share and write nothing.
-    run = prepare_run_folder(config.out, resume=resume) if chief else Path(tempfile.mkdtemp(prefix="handnet-worker-"))
-    if skipped:
-        (run / "skipped.txt").write_text("".join(f"{problem}\n" for problem in skipped))
-    if not resume:
-        config.save(run / "config.json")
+    return train_samples, distinct_train, val_samples, skipped
 
-    steps = max(1, len(train_samples) // config.batch_size)
-    if strategy.num_replicas_in_sync > 1:
-        print(f"training on {strategy.num_replicas_in_sync} replicas ({config.strategy}), "
-              f"global batch {config.batch_size}" + ("" if chief else "; the chief writes the run folder"))
-    set_mixed_precision(config.mixed_precision)
+
+def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None = None) -> tuple[keras.Model, int]:
+    """The network, compiled with Adam on a warm-up + cosine schedule over the whole run, inside
+    the strategy's scope; restored from `checkpoint` when resuming. Returns (model, epochs done)."""
     with strategy.scope():
         model = build_model(config, flexible=True)  # crops in training, whole frames in evaluation
-        if config.init and not resume:
+        if config.init and checkpoint is None:
             load_init_weights(model, config.init)
             print(f"starting from the weights of {config.init}")
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -173,17 +198,23 @@ def train(config: Config, resume: bool = False) -> dict:
         # Keras 3.15's multi-step loop fails under tf.distribute (placeholder error), hence 1 there.
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config),
                       steps_per_execution=4 if strategy.num_replicas_in_sync == 1 else 1)
-        done = load_checkpoint(model, run / CHECKPOINT) if resume else 0
+        done = load_checkpoint(model, checkpoint) if checkpoint is not None else 0
+    return model, done
+
+
+def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_samples, val_samples, steps: int,
+               done: int, chief: bool) -> None:
+    """Epochs done+1 .. config.epochs, logging, plotting and checkpointing each one. On Ctrl-C,
+    says how to resume and re-raises KeyboardInterrupt."""
     history_csv = run / "history.csv"
-    if resume:
+    if done:
         keep_history_rows(history_csv, done)
         print(f"resuming {run} after epoch {done} of {config.epochs}")
     training = shard_by_data(make_dataset(train_samples, config, training=True, skip=done * steps * config.batch_size))
     validation = make_dataset(val_samples, config, training=False) if val_samples else None
     # In this order: a checkpoint exists only once its epoch is in the log.
-    callbacks = [keras.callbacks.CSVLogger(str(history_csv), append=resume),
+    callbacks = [keras.callbacks.CSVLogger(str(history_csv), append=done > 0),
                  CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)]
-    started = time.time()
     try:
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             fit_multiworker(model, get_loss(config), strategy, training, validation, steps, config.epochs, done,
@@ -205,25 +236,23 @@ def train(config: Config, resume: bool = False) -> dict:
             print(f"\ninterrupted; {run / CHECKPOINT} holds the last finished epoch. "
                   f"Continue with: python train.py --resume {run}", file=sys.stderr)
         raise
-    print(f"trained {config.epochs - done} epochs in {time.time() - started:.0f} s")
-    if not chief:
-        shutil.rmtree(run, ignore_errors=True)
-        return {}
-    if config.mixed_precision or config.strategy != "default":
-        model = plain_copy(model, config)
-    save_model_atomic(model, run / "model.keras")
 
+
+def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, evaluated, started: float,
+               evaluated_on: str) -> dict:
+    """Save model.keras, tune the score threshold on training images, measure the `evaluated`
+    images, draw val_samples.png, export int8 and write metrics.json. Returns the metrics."""
+    save_model_atomic(model, run / "model.keras")
     if config.tune_threshold:
         # Tuned on training images, never on validation ones, so the figures below stay honest.
         picked = distinct_train[:: max(1, len(distinct_train) // TUNE_IMAGES)]
         config.score_threshold = best_threshold(match_samples(model, picked, config))
         config.save(run / "config.json")
         print(f"score threshold {config.score_threshold:g} (best F1 on {len(picked)} training images)")
-    evaluated = val_samples or train_samples
     per_image = match_samples(model, evaluated, config)
     metrics = evaluate_matches(per_image, config.score_threshold)
     metrics["train_seconds"] = round(time.time() - started, 1)
-    metrics["evaluated_on"] = "validation" if val_samples else "training (no validation split)"
+    metrics["evaluated_on"] = evaluated_on
     if len(config.data) > 1:
         metrics["per_dataset"] = {
             root: evaluate_matches([m for m, s in zip(per_image, evaluated) if _under(s.path, root)],

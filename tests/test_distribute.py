@@ -92,3 +92,21 @@ def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path, tiny_synthet
     model = keras.saving.load_model(out / "model.keras", compile=False)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert json.loads((out / "config.json").read_text())["mixed_precision"] is True
+
+
+def test_a_failed_mixed_precision_run_leaves_the_float32_policy(tmp_path, tiny_synthetic, monkeypatch, capsys):
+    # The policy is process-wide: a run that dies mid-training must not leave every network
+    # built afterwards in this process (a notebook, a test session) in float16.
+    import handnet.training
+
+    def crash(*args, **kwargs):
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(handnet.training, "run_epochs", crash)
+    try:
+        code = train.main(["--data", str(tiny_synthetic), "--out", str(tmp_path / "crashed"), "--mixed-precision", *FLAGS])
+        assert code == 2 and "error: disk full" in capsys.readouterr().err
+        assert keras.mixed_precision.global_policy().name == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
