@@ -36,6 +36,8 @@ HELP = {
     "init": "start from the weights of a trained model of the same preset and input channels: a run's "
             "model.keras or a .weights.h5 (default: fresh weights)",
     "loss": "mse | bce | weighted_bce | focal | quality_focal | dice | tversky",
+    "aux_weight": "weight of the focal loss on an auxiliary training head that lights up every annotated hand, "
+                  "ignored ones included; the saved model leaves it out (0 = off; default 1.0)",
     "crop_size": "with --augment, train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
     "focus_crops": "share of training crops centred near a random open hand (with --augment --crop-size)",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",

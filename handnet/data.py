@@ -5,7 +5,8 @@ Images stream from disk one at a time (memory does not grow with the dataset). E
 
 - image: (H, W, 3) float32 BGR in [0, 255], the model input (the model normalises it itself);
 - y_true: (H/s, W/s, 2) float32, channel 0 the heatmap target in [0, 1], channel 1 the per-pixel
-  loss weight in {0, 1} (packed together because Keras passes losses one y_true).
+  loss weight in {0, 1} (packed together because Keras passes losses one y_true); with the
+  auxiliary every-hand head (Config.aux_weight > 0) two more channels, its target and weight.
 
 Augmentation draws from a generator seeded by (seed, draw number), so a run is repeatable.
 """
@@ -21,7 +22,7 @@ import tensorflow as tf
 from handnet.annotations import Sample, read_image
 from handnet.config import Config
 from handnet.letterbox import PAD_VALUE
-from handnet.targets import ROLE_CODES, config_targets, hands_array, letterboxed_example
+from handnet.targets import ROLE_CODES, hands_array, letterboxed_input, target_channels, training_targets
 
 # tf.data already runs loads in parallel; OpenCV threads on top only oversubscribe the cores.
 cv2.setNumThreads(1)
@@ -90,8 +91,8 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     """One (image, y_true) pair as documented above: with rng, an augmented training crop of
     config.train_size; with rng=None, the whole letterboxed input, unaugmented."""
     if rng is None:
-        image, _, heatmap, weight = letterboxed_example(sample, config)
-        return image.astype(np.float32), np.stack([heatmap, weight], axis=-1)
+        image, hands = letterboxed_input(sample, config)
+        return image.astype(np.float32), training_targets(hands, config.input_size, config)
     frame = read_image(sample.path)
     hands = hands_array(sample)
     # Hand-centred crops: a random crop holds a positive hand only now and then, and those
@@ -103,8 +104,7 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     size = config.train_size
     matrix = random_affine(rng, frame.shape[:2], config.input_size, size, focus=focus)
     image = jitter_colours(rng, warp(frame, matrix, size))
-    heatmap, weight = config_targets(transform_hands(hands, matrix), size, config)
-    return image, np.stack([heatmap, weight], axis=-1)
+    return image, training_targets(transform_hands(hands, matrix), size, config)
 
 
 def make_dataset(samples: list[Sample], config: Config, training: bool, skip: int = 0) -> tf.data.Dataset:
@@ -125,7 +125,7 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
     def tf_load(index, draw):
         image, y_true = tf.numpy_function(load, [index, draw], [tf.float32, tf.float32], stateful=False)
         image.set_shape((height, width, 3))
-        y_true.set_shape((out_h, out_w, 2))
+        y_true.set_shape((out_h, out_w, target_channels(config)))
         return image, y_true
 
     ds = tf.data.Dataset.range(len(samples))

@@ -64,7 +64,8 @@ def save_grid(path: str | os.PathLike, rows: list[list[np.ndarray]], captions=("
 
 
 def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Training and validation loss per epoch, from Keras' CSVLogger file, as a PNG."""
+    """Training and validation loss per epoch, from Keras' CSVLogger file, as a PNG; with the
+    every-hand head, also the heatmap's own part of each (heatmap_loss)."""
     import matplotlib  # noqa: PLC0415 (plotting is optional at import time)
 
     matplotlib.use("Agg")
@@ -76,7 +77,7 @@ def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike) -> None
         return
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("loss", "val_loss"):
+    for key in ("loss", "val_loss", "heatmap_loss", "val_heatmap_loss"):
         values = [_number(r.get(key)) for r in rows]
         if any(v is not None for v in values):  # CSVLogger writes 'NA' where there was no validation
             ax.plot(epochs, [float("nan") if v is None else v for v in values], marker="o", markersize=3, label=key)

@@ -2,7 +2,8 @@
 
 Every loss takes y_true: (B, H, W, 2) float32, channel 0 the target in [0, 1], channel 1 the
 weight in {0, 1} (0 around ignore hands), and y_pred: (B, H, W, 1) float32 in [0, 1]. A pixel of
-weight 0 contributes nothing and receives exactly zero gradient.
+weight 0 contributes nothing and receives exactly zero gradient. training_loss adds the
+auxiliary every-hand head's term (Config.aux_weight) for the 4-channel y_true it trains on.
 
 Each loss reduces over the whole batch itself and returns a scalar, because its paper normalises
 by a batch-wide count (weighted pixels, or positive peaks for the focal loss) that Keras' own
@@ -112,3 +113,33 @@ def get_loss(config: Config):
     if config.loss not in factories:
         raise ValueError(f"unknown loss '{config.loss}' (choose from {', '.join(LOSSES)})")
     return factories[config.loss]()
+
+
+def with_every_hand(loss, weight: float):
+    """The loss of a network with the auxiliary every-hand head (handnet.model.with_hands_head):
+    `loss` on the heatmap (y_true channels 0-1, y_pred channel 0) plus `weight` times the focal
+    loss on the every-hand heatmap (y_true channels 2-3, y_pred channel 1)."""
+    every_hand = focal()
+
+    def heatmap_and_hands(y_true, y_pred):
+        return loss(y_true[..., :2], y_pred[..., :1]) + weight * every_hand(y_true[..., 2:], y_pred[..., 1:])
+
+    return heatmap_and_hands
+
+
+def heatmap_part(loss):
+    """`loss` on the heatmap channels alone, logged as `heatmap_loss` beside the total, so runs
+    with and without the every-hand head compare on one figure."""
+
+    def heatmap_loss(y_true, y_pred):
+        return loss(y_true[..., :2], y_pred[..., :1])
+
+    return heatmap_loss
+
+
+def training_loss(config: Config):
+    """(loss, metrics) that training compiles: get_loss alone, or with the every-hand term."""
+    loss = get_loss(config)
+    if config.aux_weight > 0:
+        return with_every_hand(loss, config.aux_weight), [heatmap_part(loss)]
+    return loss, []

@@ -90,10 +90,27 @@ def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
     return k.Model(image, heatmap, name="handnet_fast")
 
 
-def _heatmap_layer(k):
+def _heatmap_layer(k, name="heatmap"):
     # float32 even under mixed precision: a float16 sigmoid rounds small scores to zero.
-    return k.layers.Conv2D(1, 1, activation="sigmoid", name="heatmap", dtype="float32",
+    return k.layers.Conv2D(1, 1, activation="sigmoid", name=name, dtype="float32",
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
+
+
+def with_hands_head(model: keras.Model) -> keras.Model:
+    """The network as it trains with Config.aux_weight > 0: a second 1x1 head on the heatmap's
+    features lights up every annotated hand, open or not. Outputs (B, H', W', 2), the heatmap
+    first. The two share every other layer; heatmap_only takes the head off again."""
+    hands = _heatmap_layer(keras, "every_hand")(model.get_layer("heatmap").input)
+    both = keras.layers.Concatenate(name="heatmap_and_hands", dtype="float32")([model.output, hands])
+    return keras.Model(model.input, both, name=model.name)
+
+
+def heatmap_only(model: keras.Model) -> keras.Model:
+    """The deployed network of a with_hands_head model (the same layers, heatmap output alone);
+    any other model unchanged."""
+    if "every_hand" not in {layer.name for layer in model.layers}:
+        return model
+    return keras.Model(model.input, model.get_layer("heatmap").output, name=model.name)
 
 
 def conv_bn(x, filters, kernel, stride, name, k=keras):

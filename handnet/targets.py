@@ -5,6 +5,10 @@ seed's flat disk. The Gaussian is centred on the hand's exact position, so its n
 the sub-cell offset that peak refinement reads back, and the hand's own output cell is set to
 exactly 1.0, which is what the focal loss counts as a positive. Around ignore hands the weight is 0, so the network is free to
 light them up a little; positive blobs keep weight 1 where the two overlap.
+
+Training can add a second target (Config.aux_weight): every annotated hand, ignore ones included,
+as a positive blob, for an auxiliary head that learns what any hand looks like (handnet.model.
+with_hands_head). Its two channels follow the heatmap's in y_true.
 """
 
 from __future__ import annotations
@@ -31,13 +35,35 @@ def config_targets(hands: np.ndarray, size_hw, config) -> tuple[np.ndarray, np.n
                           config.min_sigma, config.ignore_margin)
 
 
-def letterboxed_example(sample: Sample, config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What evaluation feeds the network and what it is measured against: (image (H, W, 3) uint8
-    letterboxed to config.input_size, hands (N, 4) in its pixels, heatmap target, weight)."""
+def target_channels(config) -> int:
+    """Channels of y_true: heatmap and weight, then every-hand heatmap and weight when the
+    auxiliary head trains (config.aux_weight > 0)."""
+    return 4 if config.aux_weight > 0 else 2
+
+
+def training_targets(hands: np.ndarray, size_hw, config) -> np.ndarray:
+    """y_true for a network input of size_hw: (Ho, Wo, target_channels(config)) float32."""
+    channels = list(config_targets(hands, size_hw, config))
+    if config.aux_weight > 0:
+        every = np.array(hands, np.float32).reshape(-1, 4)
+        every[every[:, 3] == ROLE_CODES["ignore"], 3] = ROLE_CODES["positive"]  # negatives stay background
+        channels += config_targets(every, size_hw, config)
+    return np.stack(channels, axis=-1)
+
+
+def letterboxed_input(sample: Sample, config) -> tuple[np.ndarray, np.ndarray]:
+    """What evaluation feeds the network: (image (H, W, 3) uint8 letterboxed to
+    config.input_size, the sample's hands (N, 4) in its pixels)."""
     image, box = apply_letterbox(read_image(sample.path), config.input_size)
     hands = hands_array(sample)
     hands[:, 0], hands[:, 1] = box.to_input(hands[:, 0], hands[:, 1])
     hands[:, 2] *= math.sqrt(box.scale_x * box.scale_y)
+    return image, hands
+
+
+def letterboxed_example(sample: Sample, config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """letterboxed_input and what it is measured against: (image, hands, heatmap target, weight)."""
+    image, hands = letterboxed_input(sample, config)
     return (image, hands, *config_targets(hands, config.input_size, config))
 
 

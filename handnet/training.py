@@ -2,9 +2,9 @@
 
     runs/<name>/config.json      written before training starts, then with the tuned threshold
     runs/<name>/checkpoints/last.npz  weights, optimizer state and epoch count after every epoch
-    runs/<name>/history.csv      loss per epoch
+    runs/<name>/history.csv      loss per epoch (with the every-hand head: the total, and heatmap_loss)
     runs/<name>/curves.png       training and validation loss
-    runs/<name>/model.keras      the trained model (written atomically at the end)
+    runs/<name>/model.keras      the trained network, heatmap output only (written atomically at the end)
     runs/<name>/metrics.json     validation precision, recall, F1, AP, near and far
     runs/<name>/val_samples.png  validation images | targets | predictions
     runs/<name>/model-int8.tflite  the int8 deliverable for handnet.runtime (unless export is off)
@@ -33,8 +33,8 @@ from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import best_threshold, format_metrics, match_samples, match_samples_tflite, predict_samples
 from handnet.export import export_model
 from handnet.metrics import evaluate_matches
-from handnet.losses import get_loss
-from handnet.model import build_model, check_init_file, check_size, load_init_weights
+from handnet.losses import training_loss
+from handnet.model import build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_hands_head
 from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
@@ -152,6 +152,7 @@ def train(config: Config, resume: bool = False) -> dict:
         if not chief:
             shutil.rmtree(run, ignore_errors=True)
             return {}
+        model = heatmap_only(model)  # the every-hand head only trains
         if config.mixed_precision or config.strategy != "default":
             model = plain_copy(model, config)
     finally:
@@ -190,13 +191,16 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
         if config.init and checkpoint is None:
             load_init_weights(model, config.init)
             print(f"starting from the weights of {config.init}")
+        if config.aux_weight > 0:
+            model = with_hands_head(model)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
             warmup_steps=min(steps, steps * config.epochs // 10),
         )
         # Several steps per call cut Keras' per-step Python overhead, large next to a small CPU step;
         # Keras 3.15's multi-step loop fails under tf.distribute (placeholder error), hence 1 there.
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_loss(config),
+        loss, metrics = training_loss(config)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics,
                       steps_per_execution=4 if strategy.num_replicas_in_sync == 1 else 1)
         done = load_checkpoint(model, checkpoint) if checkpoint is not None else 0
     return model, done
@@ -217,7 +221,7 @@ def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_sa
                  CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)]
     try:
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            fit_multiworker(model, get_loss(config), strategy, training, validation, steps, config.epochs, done,
+            fit_multiworker(model, training_loss(config)[0], strategy, training, validation, steps, config.epochs, done,
                             callbacks, chief)
         else:
             model.fit(

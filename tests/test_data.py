@@ -22,7 +22,7 @@ def test_augmented_targets_follow_the_image(tmp_path):
     checked = 0
     for seed in range(16):
         image, y_true = make_example(sample, config, np.random.default_rng(seed))
-        assert image.shape == (64, 96, 3) and y_true.shape == (8, 12, 2)
+        assert image.shape == (64, 96, 3) and y_true.shape == (8, 12, 4)
         # make_example's first draw is the geometry: where must the hand be now?
         matrix = random_affine(np.random.default_rng(seed), (120, 200), (64, 96))
         x, y = matrix @ [130, 40, 1]
@@ -55,11 +55,27 @@ def test_validation_examples_are_letterboxed_without_augmentation(tmp_path):
     assert image[0].max() == 0 and image[-1].max() == 0
 
 
+def test_every_hand_channels_light_up_ignored_hands_too(tmp_path):
+    """The auxiliary head's target (channels 2-3) marks every annotated hand, so it learns what
+    any hand looks like; the heatmap's own target leaves the 'other' hand unweighted."""
+    root = write_native(tmp_path / "two", {"a.png": [{"x": 24, "y": 24, "radius": 10, "label": "open"},
+                                                     {"x": 72, "y": 40, "radius": 10, "label": "other"}]}, 64, 96)
+    cv2.imwrite(str(root / "a.png"), np.zeros((64, 96, 3), np.uint8))
+    (sample,) = load_samples(root, "open=positive,other=ignore")
+    _, y_true = make_example(sample, Config(input_size=(64, 96)))
+    assert y_true.shape == (8, 12, 4)
+    assert y_true[3, 3, 0] == 1.0 and y_true[3, 3, 2] == 1.0  # the open hand: in both
+    assert y_true[5, 9, 0] < 1e-6 and y_true[5, 9, 1] == 0.0  # the other hand: no say in the heatmap
+    assert y_true[5, 9, 2] == 1.0 and y_true[5, 9, 3] == 1.0  # ... but a hand to the auxiliary head
+    _, plain = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0))
+    np.testing.assert_array_equal(plain, y_true[..., :2])
+
+
 def test_dataset_batches_and_streams(tiny_synthetic):
     samples = load_samples(tiny_synthetic, "open=positive,other=ignore")
     config = Config(input_size=(64, 96), batch_size=4, augment=True)
     images, y_true = next(iter(make_dataset(samples, config, training=True)))
-    assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 2)
+    assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 4)
     assert 0 <= float(np.min(images)) and float(np.max(images)) <= 255
     val_batches = list(make_dataset(samples, config, training=False))
     assert sum(len(b[0]) for b in val_batches) == len(samples)

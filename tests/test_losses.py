@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from handnet.config import Config
-from handnet.losses import EPS, LOSSES, get_loss
+from handnet.losses import EPS, LOSSES, get_loss, training_loss
 
 ALPHA, BETA = 2.0, 4.0
 
@@ -95,3 +95,19 @@ def test_losses_train_a_model_through_keras():
     y_true, _ = _batch()
     history = model.fit(np.ones((2, 6, 7, 1), np.float32), y_true, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_every_hand_term_adds_the_weighted_focal_loss_of_channels_2_and_3():
+    heat_true, heat_pred = _batch(3)
+    hands_true, hands_pred = _batch(4)
+    y_true = np.concatenate([heat_true, hands_true], -1)
+    y_pred = np.concatenate([heat_pred, hands_pred], -1)
+    config = Config(loss="mse", aux_weight=0.5)
+    loss, (heatmap_loss,) = training_loss(config)
+    expected = reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
+    np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(heatmap_loss(tf.constant(y_true), tf.constant(y_pred))),
+                               reference("mse", heat_true, heat_pred, config), rtol=1e-4)
+    plain, metrics = training_loss(Config(loss="mse", aux_weight=0.0))
+    assert metrics == [] and float(plain(tf.constant(heat_true), tf.constant(heat_pred))) == pytest.approx(
+        reference("mse", heat_true, heat_pred, config), rel=1e-4)
