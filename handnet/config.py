@@ -45,6 +45,10 @@ class SavedConfig:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
 
+# Fields added since configs were first saved, with how the runs before them behaved.
+UNSAVED_BEFORE = {"aux_weight": 0.0}  # no every-hand head (2026-11-24)
+
+
 @dataclasses.dataclass
 class Config(SavedConfig):
     # data
@@ -96,6 +100,12 @@ class Config(SavedConfig):
     # bookkeeping
     out: str = ""
     version: int = CONFIG_VERSION
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Config":
+        """As SavedConfig.from_dict; a field the file predates takes the value that reproduces
+        what the code that wrote it did (UNSAVED_BEFORE), so old runs resume as they began."""
+        return super().from_dict({**UNSAVED_BEFORE, **raw})
 
     def __post_init__(self):
         if self.preset not in PRESET_STRIDES:

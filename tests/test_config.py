@@ -49,3 +49,13 @@ def test_train_size_is_the_crop_within_the_input():
 def test_focus_crops_must_be_a_share():
     with pytest.raises(ValueError, match="focus_crops must be a share between 0 and 1, got 1.5"):
         Config(focus_crops=1.5)
+
+
+def test_a_config_saved_before_a_field_existed_loads_as_its_run_trained(tmp_path):
+    import json
+
+    raw = json.loads(Config(out="runs/old").to_json())
+    del raw["aux_weight"]  # written before the every-hand head
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert Config.load(tmp_path / "config.json").aux_weight == 0.0  # so its checkpoint still fits
+    assert Config().aux_weight == 1.0  # new runs train with the head
