@@ -116,9 +116,10 @@ def get_loss(config: Config):
 
 
 def with_every_hand(loss, weight: float):
-    """The loss of a network with the auxiliary every-hand head (handnet.model.with_hands_head):
-    `loss` on the heatmap (y_true channels 0-1, y_pred channel 0) plus `weight` times the focal
-    loss on the every-hand heatmap (y_true channels 2-3, y_pred channel 1)."""
+    """The loss of a network with the auxiliary every-hand head
+    (handnet.model.with_every_hand_head): `loss` on the heatmap (y_true channels 0-1, y_pred
+    channel 0) plus `weight` times the focal loss on the every-hand heatmap (y_true channels 2-3,
+    y_pred channel 1)."""
     every_hand = focal()
 
     def heatmap_and_hands(y_true, y_pred):

@@ -96,7 +96,7 @@ def _heatmap_layer(k, name="heatmap"):
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
-def with_hands_head(model: keras.Model) -> keras.Model:
+def with_every_hand_head(model: keras.Model) -> keras.Model:
     """The network as it trains with Config.aux_weight > 0: a second 1x1 head on the heatmap's
     features lights up every annotated hand, open or not. Outputs (B, H', W', 2), the heatmap
     first. The two share every other layer; heatmap_only takes the head off again."""
@@ -106,8 +106,8 @@ def with_hands_head(model: keras.Model) -> keras.Model:
 
 
 def heatmap_only(model: keras.Model) -> keras.Model:
-    """The deployed network of a with_hands_head model (the same layers, heatmap output alone);
-    any other model unchanged."""
+    """The deployed network of a with_every_hand_head model (the same layers, the heatmap output
+    alone); any other model unchanged."""
     if "every_hand" not in {layer.name for layer in model.layers}:
         return model
     return keras.Model(model.input, model.get_layer("heatmap").output, name=model.name)

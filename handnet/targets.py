@@ -3,12 +3,13 @@
 Each positive hand becomes a blob whose size follows its radius: a Gaussian (default) or the
 seed's flat disk. The Gaussian is centred on the hand's exact position, so its neighbours carry
 the sub-cell offset that peak refinement reads back, and the hand's own output cell is set to
-exactly 1.0, which is what the focal loss counts as a positive. Around ignore hands the weight is 0, so the network is free to
-light them up a little; positive blobs keep weight 1 where the two overlap.
+exactly 1.0, which is what the focal loss counts as a positive. Around ignore hands the weight
+is 0, so the network is free to light them up a little; positive blobs keep weight 1 where the
+two overlap.
 
 Training can add a second target (Config.aux_weight): every annotated hand, ignore ones included,
-as a positive blob, for an auxiliary head that learns what any hand looks like (handnet.model.
-with_hands_head). Its two channels follow the heatmap's in y_true.
+as a positive blob, for an auxiliary head that learns what any hand looks like
+(handnet.model.with_every_hand_head). Its two channels follow the heatmap's in y_true.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ from handnet.evaluate import best_threshold, format_metrics, match_samples, matc
 from handnet.export import export_model
 from handnet.metrics import evaluate_matches
 from handnet.losses import training_loss
-from handnet.model import build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_hands_head
+from handnet.model import (
+    build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_every_hand_head,
+)
 from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
@@ -192,7 +194,7 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
             load_init_weights(model, config.init)
             print(f"starting from the weights of {config.init}")
         if config.aux_weight > 0:
-            model = with_hands_head(model)
+            model = with_every_hand_head(model)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
             warmup_steps=min(steps, steps * config.epochs // 10),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from handnet.config import Config
-from handnet.model import VGG_LAYERS, build_model, describe_model, heatmap_only, with_hands_head
+from handnet.model import VGG_LAYERS, build_model, describe_model, heatmap_only, with_every_hand_head
 
 SEED_SHAPES = ("(240,426,64) (240,426,64) (120,213,64) (120,213,128) (120,213,128) (60,106,128) "
                "(60,106,512) (60,106,512) (60,106,512) (30,53,512) (30,53,1)")
@@ -58,7 +58,7 @@ def test_saved_model_round_trip(tmp_path):
 @pytest.mark.parametrize("preset", ["fast", "seed"])
 def test_every_hand_head_trains_beside_the_heatmap_and_comes_off(preset, tmp_path):
     model = build_model(Config(preset=preset, input_size=(32, 48)))
-    trained = with_hands_head(model)
+    trained = with_every_hand_head(model)
     x = np.random.default_rng(2).uniform(0, 255, (1, 32, 48, 3)).astype(np.float32)
     both = keras.ops.convert_to_numpy(trained(x))
     assert both.shape == (1, 4, 6, 2)
