@@ -116,6 +116,7 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
     augment = training and config.augment
     height, width = config.train_size if augment else config.input_size
     out_h, out_w = config.heatmap_size((height, width))
+    channels = target_channels(config)
 
     def load(index, draw):
         rng = np.random.default_rng([config.seed, int(draw)]) if augment else None
@@ -125,7 +126,7 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
     def tf_load(index, draw):
         image, y_true = tf.numpy_function(load, [index, draw], [tf.float32, tf.float32], stateful=False)
         image.set_shape((height, width, 3))
-        y_true.set_shape((out_h, out_w, target_channels(config)))
+        y_true.set_shape((out_h, out_w, channels))
         return image, y_true
 
     ds = tf.data.Dataset.range(len(samples))
