@@ -120,10 +120,10 @@ def with_every_hand(loss, weight: float):
     (handnet.model.with_every_hand_head): `loss` on the heatmap (y_true channels 0-1, y_pred
     channel 0) plus `weight` times the focal loss on the every-hand heatmap (y_true channels 2-3,
     y_pred channel 1)."""
-    every_hand = focal()
+    heatmap, every_hand = heatmap_part(loss), focal()
 
     def heatmap_and_hands(y_true, y_pred):
-        return loss(y_true[..., :2], y_pred[..., :1]) + weight * every_hand(y_true[..., 2:], y_pred[..., 1:])
+        return heatmap(y_true, y_pred) + weight * every_hand(y_true[..., 2:], y_pred[..., 1:])
 
     return heatmap_and_hands
 

@@ -223,7 +223,7 @@ def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_sa
                  CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)]
     try:
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            fit_multiworker(model, training_loss(config)[0], strategy, training, validation, steps, config.epochs, done,
+            fit_multiworker(model, model.loss, strategy, training, validation, steps, config.epochs, done,
                             callbacks, chief)
         else:
             model.fit(
