@@ -53,6 +53,8 @@ GESTURE_HELP = {
                  "unless --no-tune-threshold)",
     "known_drop": "threshold tuning: the highest threshold whose known-gesture accuracy on validation crops is "
                   "within this of the best (default 0.02)",
+    "mix_unknowns": "share of the na training draws replaced by a made-up gesture, parts of two known ones "
+                    "(default 0: none)",
     "out": "run folder (default: runs/gestures-<loss>-<date>-<time>)",
     "export": "write runs/<name>/gestures-int8.tflite for handnet.runtime at the end",
 }

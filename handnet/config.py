@@ -173,6 +173,7 @@ class GestureConfig(SavedConfig):
     learning_rate: float = 2e-3
     augment: bool = True
     balance: bool = True  # draw every gesture, na included, equally often in training
+    mix_unknowns: float = 0.0  # share of na draws replaced by a made-up gesture: parts of two known ones
     seed: int = 0
     # decision
     threshold: float = 0.4  # the top score under it means na; train.py picks it on validation images
@@ -193,6 +194,8 @@ class GestureConfig(SavedConfig):
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if not self.na_name:
             raise ValueError("na_name must not be empty")
+        if not 0 <= self.mix_unknowns <= 1:
+            raise ValueError(f"mix_unknowns must be in [0, 1], got {self.mix_unknowns}")
 
 
 def parse_labels(spec: str) -> dict[str, str]:

@@ -94,23 +94,40 @@ def load_crop(path: str, side: int) -> np.ndarray:
 
 
 def make_gesture_dataset(examples: list[Example], targets: np.ndarray, side: int, batch_size: int,
-                         training: bool, augment: bool = True, balance: bool = True, seed: int = 0):
+                         training: bool, augment: bool = True, balance: bool = True, seed: int = 0,
+                         mix_unknowns: float = 0.0, na_name: str = "na"):
     """tf.data of (image (side, side, 3) float32 BGR 0-255, target row of `targets`), batched.
 
     Training repeats and shuffles, augments (augment_crop) unless augment is False, and with
     balance draws every gesture, na included, equally often: na usually pools several gestures
     and outnumbers each known one, and a network that meets it half the time sits at "always na"
-    for many epochs. Repeatable by seed.
+    for many epochs. With mix_unknowns > 0, that share of the na draws shows a made-up gesture
+    instead (mix_crops: parts of two different known gestures), still with the na target, so the
+    unknowns vary more than the few gestures recorded for them. Repeatable by seed.
     """
     import tensorflow as tf  # noqa: PLC0415
 
     paths = [e.path for e in examples]
     targets = np.asarray(targets, np.float32)
+    by_gesture = {}
+    for i, e in enumerate(examples):
+        if e.gesture != na_name:
+            by_gesture.setdefault(e.gesture, []).append(i)
+    known = sorted(by_gesture)
+    mixing = training and mix_unknowns > 0
+    if mixing and len(known) < 2:
+        raise ValueError(f"mix_unknowns needs two known gestures to mix, got {len(known)}")
 
     def load(index, draw):
-        image = load_crop(paths[int(index)], side)
+        rng = np.random.default_rng([seed, int(draw)])
+        if mixing and examples[int(index)].gesture == na_name and rng.random() < mix_unknowns:
+            first, second = rng.choice(len(known), 2, replace=False)
+            image = mix_crops(rng, load_crop(paths[rng.choice(by_gesture[known[first]])], side),
+                              load_crop(paths[rng.choice(by_gesture[known[second]])], side))
+        else:
+            image = load_crop(paths[int(index)], side)
         if training and augment:
-            image = augment_crop(np.random.default_rng([seed, int(draw)]), image)
+            image = augment_crop(rng, image)
         return image.astype(np.float32)
 
     def tf_load(index, draw):
@@ -132,6 +149,19 @@ def make_gesture_dataset(examples: list[Example], targets: np.ndarray, side: int
         indices = tf.data.Dataset.range(len(paths)).shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = tf.data.Dataset.zip(indices, tf.data.Dataset.counter()).map(tf_load, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def mix_crops(rng, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """A made-up gesture: `first` left of a random, roughly upright line near the crop's centre,
+    `second` right of it (or the other way round). Crops are framed alike (handnet.crops), so the
+    halves join into one hand whose fingers come from two gestures: a stand-in for gestures nobody
+    trained. (A level cut would give one crop all the fingers: that gesture, labelled unknown.)"""
+    side = first.shape[0]
+    angle = rng.uniform(-np.pi / 6, np.pi / 6) + np.pi * rng.integers(2)
+    offset = rng.uniform(-0.15, 0.15) * side
+    y, x = np.mgrid[:side, :side] - (side - 1) / 2
+    keep_first = (x * np.cos(angle) + y * np.sin(angle)) > offset
+    return np.where(keep_first[..., None], first, second)
 
 
 def augment_crop(rng, image: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from handnet.gesture_data import (
     make_gesture_dataset, split_examples, unseen_dir,
 )
 from handnet.metrics import (
-    choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures,
+    choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, open_set_figures,
 )
 from handnet.model import conv_bn
 from handnet.training import CurvesCallback, prepare_run_folder
@@ -146,7 +146,8 @@ def train_gestures(config: GestureConfig) -> dict:
     started = time.time()
     model.fit(
         make_gesture_dataset(train, targets(train), config.input_side, config.batch_size, training=True,
-                             augment=config.augment, balance=config.balance, seed=config.seed),
+                             augment=config.augment, balance=config.balance, seed=config.seed,
+                             mix_unknowns=config.mix_unknowns, na_name=config.na_name),
         steps_per_epoch=steps, epochs=config.epochs, shuffle=False,  # the dataset shuffles itself
         validation_data=make_gesture_dataset(val, targets(val), config.input_side, config.batch_size,
                                              training=False) if val else None,
@@ -188,6 +189,7 @@ def evaluate_scores(config: GestureConfig, truth, scores, unseen: list[Example],
     unseen_names = sorted({e.gesture for e in unseen})
     unseen_predicted = decide_gestures(unseen_scores, config.threshold) if unseen else np.zeros(0, np.int64)
     results["unseen_to_na"] = float(np.mean(unseen_predicted == known)) if unseen else None
+    results.update(open_set_figures(truth, scores, unseen_scores, known))
     results["at_article_threshold"] = {
         **gesture_figures(truth, decide_gestures(scores, ARTICLE_THRESHOLD), known),
         "unseen_to_na": float(np.mean(decide_gestures(unseen_scores, ARTICLE_THRESHOLD) == known)) if unseen else None,
@@ -217,7 +219,8 @@ def evaluate_tflite(path: Path, config: GestureConfig, evaluated: list[Example],
     unseen_scores = (np.stack([classifier.scores(load_crop(e.path, config.input_side)) for e in unseen])
                      if unseen else np.zeros((0, len(config.classes)), np.float32))
     figures = evaluate_scores(config, truth, scores, unseen, unseen_scores)
-    return {key: figures[key] for key in ("known_accuracy", "unknown_to_na", "unseen_to_na", "balanced_accuracy")}
+    return {key: figures[key] for key in ("known_accuracy", "unknown_to_na", "unseen_to_na", "balanced_accuracy",
+                                         "closed_set_accuracy", "unseen_auroc")}
 
 
 def save_confusions(results: dict, run: Path) -> None:
@@ -235,7 +238,9 @@ def format_results(results: dict) -> str:
     unseen = results["unseen_to_na"]
     return (f"{results['loss']}: known accuracy {results['known_accuracy']:.3f}, unknown -> na "
             f"{results['unknown_to_na']:.3f}, unseen -> na {'-' if unseen is None else f'{unseen:.3f}'} "
-            f"(threshold {results['threshold']:g})")
+            f"(threshold {results['threshold']:g}); without a threshold: closed-set accuracy "
+            f"{results['closed_set_accuracy']:.3f}, known vs unseen AUROC "
+            f"{'-' if results['unseen_auroc'] is None else format(results['unseen_auroc'], '.3f')}")
 
 
 def compare_losses(config: GestureConfig) -> dict:
@@ -253,9 +258,10 @@ def compare_losses(config: GestureConfig) -> dict:
 
 
 def comparison_markdown(table: dict) -> str:
-    keys = ("known_accuracy", "unknown_to_na", "unseen_to_na", "balanced_accuracy")
+    keys = ("known_accuracy", "unknown_to_na", "unseen_to_na", "balanced_accuracy", "closed_set_accuracy",
+            "unseen_auroc")
     lines = ["| loss | threshold | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for loss, results in table.items():
-        cells = ["-" if results[k] is None else f"{results[k]:.3f}" for k in keys]
+        cells = ["-" if results.get(k) is None else f"{results[k]:.3f}" for k in keys]
         lines.append(f"| {loss} | {results['threshold']:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -143,5 +143,32 @@ def choose_gesture_threshold(truth, scores, known: int, known_drop: float = 0.02
     return float(max(t for t, a in zip(grid, accuracy) if a >= best - known_drop - 1e-12))
 
 
+def open_set_figures(truth, scores, unseen_scores, known: int) -> dict:
+    """Figures that need no threshold, so losses compare without one. The known-ness of an image
+    is its top score over the K known gestures (na's own output left out, so every loss is read
+    alike). closed_set_accuracy: known examples whose top known gesture is theirs;
+    unseen_auroc / unknown_auroc: the chance that a known validation example is more known-like
+    than an unseen / a trained-unknown one (ties count half), None without either side."""
+    truth = np.asarray(truth)
+    scores = np.asarray(scores, np.float32).reshape(len(truth), -1)[:, :known]
+    is_known = truth < known
+    knownness = scores.max(axis=1) if known else np.zeros(len(truth))
+    unseen = np.asarray(unseen_scores, np.float32).reshape(-1, known + 1)[:, :known].max(axis=1, initial=0)
+    return {
+        "closed_set_accuracy": _share(scores[is_known].argmax(axis=1) == truth[is_known]),
+        "unseen_auroc": auroc(knownness[is_known], unseen),
+        "unknown_auroc": auroc(knownness[is_known], knownness[~is_known]),
+    }
+
+
+def auroc(positive, negative) -> float | None:
+    """Area under the ROC curve: P(a positive scores above a negative), ties counted half."""
+    positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+    if not len(positive) or not len(negative):
+        return None
+    above = (positive[:, None] > negative[None, :]).sum() + 0.5 * (positive[:, None] == negative[None, :]).sum()
+    return float(above / (len(positive) * len(negative)))
+
+
 def _share(hits: np.ndarray) -> float:
     return float(np.mean(hits)) if len(hits) else float("nan")

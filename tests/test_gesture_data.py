@@ -9,8 +9,10 @@ import pytest
 from conftest import write_native
 from handnet.annotations import DatasetError
 from handnet.gesture_data import (
-    cut_crops, load_gesture_folder, load_unseen_folder, main, regroup_folders, split_examples, unseen_dir,
+    Example, cut_crops, load_gesture_folder, load_unseen_folder, main, make_gesture_dataset, mix_crops,
+    regroup_folders, split_examples, unseen_dir,
 )
+from handnet.gestures import gesture_targets
 from handnet.synthetic import FINGERS, KNOWN_GESTURES, UNKNOWN_GESTURES, UNSEEN_GESTURES, generate_gesture_crop, \
     generate_gesture_folders
 
@@ -102,3 +104,38 @@ def test_regroup_turns_a_folder_per_gesture_into_the_training_layout(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out" / "na").iterdir()) == ["4_IMG_0.JPG", "4_IMG_1.JPG", "4_IMG_2.JPG"]
     with pytest.raises(DatasetError, match="no folder of images named 7"):
         regroup_folders(tmp_path / "digits", ["0", "7"], tmp_path / "bad")
+
+
+def test_mixed_crop_takes_each_pixel_from_one_crop_and_splits_left_from_right():
+    first, second = np.full((32, 32, 3), 10, np.uint8), np.full((32, 32, 3), 200, np.uint8)
+    for seed in range(20):
+        mixed = mix_crops(np.random.default_rng(seed), first, second)
+        from_first = mixed[..., 0] == 10
+        assert np.all(from_first | (mixed[..., 0] == 200))
+        assert 0.25 < from_first.mean() < 0.75  # both crops contribute
+        # The cut is roughly upright: one crop holds the left edge's middle, the other the right's.
+        assert from_first[16, 0] != from_first[16, 31]
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce_na"])
+def test_mixing_replaces_na_draws_by_two_known_gestures_and_keeps_the_na_target(tmp_path, loss):
+    examples = []
+    for gesture, value in (("fist", 0), ("palm", 255), ("na", 128)):
+        (tmp_path / gesture).mkdir()
+        for i in range(4):
+            path = tmp_path / gesture / f"{i}.png"
+            cv2.imwrite(str(path), np.full((16, 16, 3), value, np.uint8))
+            examples.append(Example(str(path), gesture))
+    targets = gesture_targets([{"fist": 0, "palm": 1, "na": 2}[e.gesture] for e in examples], 2, loss)
+    dataset = make_gesture_dataset(examples, targets, 16, 600, training=True, augment=False, mix_unknowns=0.5)
+    images, batch_targets = (np.asarray(t) for t in next(iter(dataset)))
+    fist, palm, na = (np.all(images == value, axis=(1, 2, 3)) for value in (0, 255, 128))
+    mixed = (images.min(axis=(1, 2, 3)) == 0) & (images.max(axis=(1, 2, 3)) == 255)
+    assert np.all(fist | palm | na | mixed)
+    # A third of the 600 draws are na, half of those mixed (bounds 5 standard deviations wide).
+    assert 0.3 < mixed.sum() / (mixed.sum() + na.sum()) < 0.7
+    assert 140 < fist.sum() < 260 and 140 < palm.sum() < 260  # known draws stay as they were
+    assert np.all(batch_targets[mixed | na] == targets[-1])
+    assert np.all(batch_targets[fist] == targets[0]) and np.all(batch_targets[palm] == targets[4])
+    with pytest.raises(ValueError, match="two known gestures"):
+        make_gesture_dataset(examples[4:], targets[4:], 16, 8, training=True, mix_unknowns=0.5)

@@ -13,7 +13,8 @@ from handnet.annotations import DatasetError
 from handnet.config import GestureConfig
 from handnet.gestures import gesture_targets, get_gesture_loss
 from handnet.metrics import (
-    choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, thresholded_accuracy,
+    auroc, choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, open_set_figures,
+    thresholded_accuracy,
 )
 
 
@@ -70,6 +71,22 @@ def test_figures_and_confusion_matrix_match_a_hand_count():
     assert figures["thresholded_accuracy"] == pytest.approx(4 / 7)
 
 
+def test_open_set_figures_need_no_threshold_and_match_a_hand_count():
+    # Two known gestures and na; na's own output (last column) never counts as known-ness.
+    truth = [0, 1, 1, 2]
+    scores = [[0.9, 0.1, 0.0], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.3, 0.2, 0.99]]
+    unseen = [[0.4, 0.1, 0.0], [0.2, 0.7, 0.0], [0.5, 0.5, 0.0]]
+    figures = open_set_figures(truth, scores, unseen, known=2)
+    # Known examples' top known scores 0.9, 0.6, 0.5; their top known gestures 0, 0, 1.
+    assert figures["closed_set_accuracy"] == pytest.approx(2 / 3)
+    # Against unseen 0.4, 0.7, 0.5: 0.9 beats 3, 0.6 beats 2, 0.5 beats 1 and ties 1 -> 6.5 of 9.
+    assert figures["unseen_auroc"] == pytest.approx(6.5 / 9)
+    # Against the trained unknown's 0.3 (its na score 0.99 is left out): all 3 above.
+    assert figures["unknown_auroc"] == pytest.approx(1.0)
+    assert open_set_figures(truth, scores, np.zeros((0, 3)), known=2)["unseen_auroc"] is None
+    assert auroc([1, 2], [0, 3]) == pytest.approx(0.5)
+
+
 def test_threshold_is_the_highest_that_keeps_known_accuracy_within_the_allowed_drop():
     truth = [0] * 10 + [1] * 10 + [2] * 4
     top = np.linspace(0.5, 0.95, 10)  # known examples' top scores, on both gestures alike
@@ -90,6 +107,8 @@ def test_config_rejects_bad_values():
         GestureConfig(input_side=30)
     with pytest.raises(ValueError, match="threshold"):
         GestureConfig(threshold=1.5)
+    with pytest.raises(ValueError, match="mix_unknowns"):
+        GestureConfig(mix_unknowns=1.5)
 
 
 # ---------------------------------------------------------------------------------------------
