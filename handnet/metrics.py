@@ -152,7 +152,7 @@ def open_set_figures(truth, scores, unseen_scores, known: int) -> dict:
     truth = np.asarray(truth)
     scores = np.asarray(scores, np.float32).reshape(len(truth), -1)[:, :known]
     is_known = truth < known
-    knownness = scores.max(axis=1) if known else np.zeros(len(truth))
+    knownness = scores.max(axis=1, initial=0)
     unseen = np.asarray(unseen_scores, np.float32).reshape(-1, known + 1)[:, :known].max(axis=1, initial=0)
     return {
         "closed_set_accuracy": _share(scores[is_known].argmax(axis=1) == truth[is_known]),
