@@ -109,11 +109,10 @@ def make_gesture_dataset(examples: list[Example], targets: np.ndarray, side: int
 
     paths = [e.path for e in examples]
     targets = np.asarray(targets, np.float32)
-    by_gesture = {}
+    by_gesture: dict[str, list[int]] = {}
     for i, e in enumerate(examples):
-        if e.gesture != na_name:
-            by_gesture.setdefault(e.gesture, []).append(i)
-    known = sorted(by_gesture)
+        by_gesture.setdefault(e.gesture, []).append(i)
+    known = sorted(g for g in by_gesture if g != na_name)
     mixing = training and mix_unknowns > 0
     if mixing and len(known) < 2:
         raise ValueError(f"mix_unknowns needs two known gestures to mix, got {len(known)}")
@@ -138,11 +137,10 @@ def make_gesture_dataset(examples: list[Example], targets: np.ndarray, side: int
     if not training:
         indices = tf.data.Dataset.range(len(paths))
     elif balance:
-        gestures = sorted({e.gesture for e in examples})
         per_gesture = [
-            tf.data.Dataset.from_tensor_slices(np.array([i for i, e in enumerate(examples) if e.gesture == g], np.int64))
+            tf.data.Dataset.from_tensor_slices(np.array(by_gesture[g], np.int64))
             .shuffle(len(examples), seed=seed + k, reshuffle_each_iteration=True).repeat()
-            for k, g in enumerate(gestures)
+            for k, g in enumerate(sorted(by_gesture))
         ]
         indices = tf.data.Dataset.sample_from_datasets(per_gesture, seed=seed)
     else:

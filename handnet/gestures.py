@@ -262,6 +262,6 @@ def comparison_markdown(table: dict) -> str:
             "unseen_auroc")
     lines = ["| loss | threshold | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for loss, results in table.items():
-        cells = ["-" if results.get(k) is None else f"{results[k]:.3f}" for k in keys]
+        cells = ["-" if results[k] is None else f"{results[k]:.3f}" for k in keys]
         lines.append(f"| {loss} | {results['threshold']:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
