@@ -1,6 +1,6 @@
 """Train a hand-heatmap detector, or a gesture classifier of hand crops.
 
-    python train.py                                   # synthetic data, fast preset, ~12 min on 2 CPU cores
+    python train.py                                   # synthetic data, fast preset, ~10 min on 2 CPU cores
     python train.py --data ../shared/datasets/roboflow-hands --labels hand=positive --out runs/hands
     python train.py --preset seed --dry-run                  # prints the network, trains nothing
     python train.py --resume runs/fast-20261123-101500       # continue an interrupted run
@@ -29,7 +29,8 @@ HELP = {
                 "runs/<name>/skipped.txt (default: stop at the first, naming it)",
     "strategy": "default | mirrored (all GPUs of this machine) | multiworker (several hosts, configured by "
                 "TF_CONFIG; README: Scaling out)",
-    "mixed_precision": "float16 compute with float32 weights, for GPUs; the saved model is float32",
+    "precision": "training arithmetic: auto (bfloat16 on CPUs that have it natively, else float32) | float32 | "
+                 "bfloat16 | float16 (GPUs); weights and the saved model stay float32",
     "preset": "model preset: fast | seed",
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",

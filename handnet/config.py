@@ -18,6 +18,9 @@ CONFIG_VERSION = 1
 # wrong), "negative" hands are treated as background.
 ROLES = ("positive", "ignore", "negative")
 STRATEGIES = ("default", "mirrored", "multiworker")  # handnet.distribute builds them
+# Training arithmetic (handnet.distribute.set_precision); weights stay float32 and the saved model
+# is float32 whichever is used. "auto": bfloat16 on CPUs that multiply it natively, else float32.
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_LABELS = "open=positive,other=ignore"
 
 # Output stride and default input (height, width) of each model preset; model.py builds them.
@@ -46,7 +49,10 @@ class SavedConfig:
 
 
 # Fields added since configs were first saved, with how the runs before them behaved.
-UNSAVED_BEFORE = {"aux_weight": 0.0}  # no every-hand head (2026-11-24)
+UNSAVED_BEFORE = {
+    "aux_weight": 0.0,  # no every-hand head (2026-11-24)
+    "precision": "float32",  # before `precision`, float32 unless mixed_precision (2026-11-24)
+}
 
 
 @dataclasses.dataclass
@@ -84,13 +90,13 @@ class Config(SavedConfig):
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
-    epochs: int = 5  # the default run: about 12 minutes on 2 CPU cores (README, Quick start)
+    epochs: int = 7  # the default run: about 10 minutes on 2 CPU cores with bfloat16 (docs/default-run.md)
     batch_size: int = 8
     learning_rate: float = 2e-3
     augment: bool = False  # the synthetic set varies every scene already; real data wants --augment
     seed: int = 0
     strategy: str = "default"  # default | mirrored (GPUs of one machine) | multiworker (hosts, via TF_CONFIG)
-    mixed_precision: bool = False  # float16 compute, float32 weights; for GPUs
+    precision: str = "auto"  # auto | float32 | bfloat16 | float16 (GPUs): training arithmetic, PRECISIONS
     # detection
     score_threshold: float = 0.4  # train.py replaces it by the best one on training images
     tune_threshold: bool = True
@@ -105,6 +111,8 @@ class Config(SavedConfig):
     def from_dict(cls, raw: dict) -> "Config":
         """As SavedConfig.from_dict; a field the file predates takes the value that reproduces
         what the code that wrote it did (UNSAVED_BEFORE), so old runs resume as they began."""
+        if raw.get("mixed_precision"):  # the flag `precision` replaced
+            raw = {"precision": "float16", **raw}
         return super().from_dict({**UNSAVED_BEFORE, **raw})
 
     def __post_init__(self):
@@ -125,6 +133,8 @@ class Config(SavedConfig):
             raise ValueError(f"aux_weight must be 0 (off) or more, got {self.aux_weight}")
         if not 0 <= self.focus_crops <= 1:
             raise ValueError(f"focus_crops must be a share between 0 and 1, got {self.focus_crops}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{self.precision}' (choose from {', '.join(PRECISIONS)})")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
         if (self.crop_size or self.focus_crops) and not self.augment:

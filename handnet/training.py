@@ -28,7 +28,9 @@ import tensorflow as tf
 from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples
 from handnet.config import Config
 from handnet.data import make_dataset, make_example
-from handnet.distribute import fit_multiworker, is_chief, make_strategy, set_mixed_precision, shard_by_data
+from handnet.distribute import (
+    fit_multiworker, is_chief, make_strategy, resolve_precision, set_precision, shard_by_data,
+)
 from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import best_threshold, format_metrics, match_samples, match_samples_tflite, predict_samples
 from handnet.export import export_model
@@ -145,7 +147,11 @@ def train(config: Config, resume: bool = False) -> dict:
     if strategy.num_replicas_in_sync > 1:
         print(f"training on {strategy.num_replicas_in_sync} replicas ({config.strategy}), "
               f"global batch {config.batch_size}" + ("" if chief else "; the chief writes the run folder"))
-    set_mixed_precision(config.mixed_precision)
+    precision = resolve_precision(config.precision)
+    if precision != "float32":
+        why = " (auto: this CPU multiplies it natively)" if config.precision == "auto" else ""
+        print(f"training in {precision}{why}")
+    set_precision(precision)
     try:
         model, done = compile_model(config, strategy, steps, run / CHECKPOINT if resume else None)
         started = time.time()
@@ -155,12 +161,12 @@ def train(config: Config, resume: bool = False) -> dict:
             shutil.rmtree(run, ignore_errors=True)
             return {}
         model = heatmap_only(model)  # the every-hand head only trains
-        if config.mixed_precision or config.strategy != "default":
+        if precision != "float32" or config.strategy != "default":
             model = plain_copy(model, config)
     finally:
-        set_mixed_precision(False)  # the process-wide policy never outlives the run, failed or not
+        set_precision("float32")  # the process-wide policy never outlives the run, failed or not
     return finish_run(model, config, run, distinct_train, val_samples or train_samples, started,
-                      "validation" if val_samples else "training (no validation split)")
+                      "validation" if val_samples else "training (no validation split)", precision)
 
 
 def load_training_data(config: Config, chief: bool = True):
@@ -245,9 +251,10 @@ def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_sa
 
 
 def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, evaluated, started: float,
-               evaluated_on: str) -> dict:
+               evaluated_on: str, precision: str = "float32") -> dict:
     """Save model.keras, tune the score threshold on training images, measure the `evaluated`
-    images, draw val_samples.png, export int8 and write metrics.json. Returns the metrics."""
+    images, draw val_samples.png, export int8 and write metrics.json. Returns the metrics.
+    precision: the arithmetic it trained in, recorded in metrics.json."""
     save_model_atomic(model, run / "model.keras")
     if config.tune_threshold:
         # Tuned on training images, never on validation ones, so the figures below stay honest.
@@ -259,6 +266,7 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
     metrics = evaluate_matches(per_image, config.score_threshold)
     metrics["train_seconds"] = round(time.time() - started, 1)
     metrics["evaluated_on"] = evaluated_on
+    metrics["train_precision"] = precision
     if len(config.data) > 1:
         metrics["per_dataset"] = {
             root: evaluate_matches([m for m, s in zip(per_image, evaluated) if _under(s.path, root)],
@@ -279,7 +287,7 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
 def plain_copy(model: keras.Model, config: Config) -> keras.Model:
     """The trained network as a float32 model outside any distribution strategy: what is saved,
     evaluated and exported, the same whichever way it was trained."""
-    set_mixed_precision(False)
+    set_precision("float32")
     plain = build_model(config, flexible=True)
     plain.set_weights(model.get_weights())
     return plain

@@ -1,5 +1,6 @@
 """train.py under tf.distribute on CPU: mirrored over two logical CPU devices, multiworker as two
-local processes on loopback, and mixed precision; each run must produce a normal run folder."""
+local processes on loopback, and the training arithmetic (--precision); each run must produce a
+normal run folder."""
 
 import json
 import os
@@ -12,7 +13,9 @@ import pytest
 from conftest import ROOT
 
 import train
-from handnet.distribute import is_chief
+import handnet.distribute
+from handnet.config import Config
+from handnet.distribute import cpu_has_bfloat16, is_chief, resolve_precision
 
 FLAGS = ["--input-size", "64", "96", "--batch-size", "4", "--epochs", "2", "--seed", "1", "--no-export"]
 TWO_CPUS = """
@@ -82,16 +85,44 @@ def test_only_the_chief_writes(tf_config, chief, monkeypatch):
     assert is_chief() is chief
 
 
-def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path, tiny_synthetic):
-    out = tmp_path / "mixed"
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path, tiny_synthetic, precision):
+    out = tmp_path / precision
     try:
-        assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--mixed-precision", *FLAGS]) == 0
+        assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--precision", precision, *FLAGS]) == 0
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert_run_folder(out)
     model = keras.saving.load_model(out / "model.keras", compile=False)
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
-    assert json.loads((out / "config.json").read_text())["mixed_precision"] is True
+    assert json.loads((out / "config.json").read_text())["precision"] == precision
+    assert json.loads((out / "metrics.json").read_text())["train_precision"] == precision
+
+
+CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni{}\n"
+
+
+@pytest.mark.parametrize("extra, native", [("", False), (" avx512_bf16", True), (" amx_bf16 amx_tile", True),
+                                           (" avx512_bf16x", False)])
+def test_cpu_has_bfloat16_reads_the_cpu_flags(extra, native):
+    assert cpu_has_bfloat16(CPUINFO.format(extra)) is native
+
+
+@pytest.mark.parametrize("native, gpus, expected", [(True, [], "bfloat16"), (False, [], "float32"),
+                                                    (True, ["GPU:0"], "float32")])
+def test_auto_precision_is_bfloat16_only_on_cpus_that_have_it(monkeypatch, native, gpus, expected):
+    monkeypatch.setattr(handnet.distribute, "cpu_has_bfloat16", lambda: native)
+    monkeypatch.setattr(handnet.distribute.tf.config, "list_physical_devices", lambda kind=None: gpus)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("float16") == "float16"  # an explicit choice is kept
+
+
+def test_configs_from_before_precision_load_as_they_trained():
+    assert Config.from_dict({}).precision == "float32"
+    assert Config.from_dict({"mixed_precision": True}).precision == "float16"
+    assert Config.from_dict(json.loads(Config().to_json())).precision == "auto"  # a config saved today
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        Config(precision="half")
 
 
 def test_a_failed_mixed_precision_run_leaves_the_float32_policy(tmp_path, tiny_synthetic, monkeypatch, capsys):
@@ -105,7 +136,8 @@ def test_a_failed_mixed_precision_run_leaves_the_float32_policy(tmp_path, tiny_s
 
     monkeypatch.setattr(handnet.training, "run_epochs", crash)
     try:
-        code = train.main(["--data", str(tiny_synthetic), "--out", str(tmp_path / "crashed"), "--mixed-precision", *FLAGS])
+        code = train.main(["--data", str(tiny_synthetic), "--out", str(tmp_path / "crashed"), "--precision", "float16",
+                           *FLAGS])
         assert code == 2 and "error: disk full" in capsys.readouterr().err
         assert keras.mixed_precision.global_policy().name == "float32"
     finally:
