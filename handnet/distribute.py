@@ -105,8 +105,8 @@ def fit_multiworker(model: keras.Model, loss_fn, strategy, training: tf.data.Dat
 
 def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), read from Linux's
-    /proc/cpuinfo (or the given text); False where that cannot be read. Without it, TensorFlow
-    emulates bfloat16, slower than float32."""
+    /proc/cpuinfo (or the given text); False where that cannot be read. Without it, bfloat16 is
+    converted in software, and nothing says it would be faster than float32 (unmeasured here)."""
     if cpuinfo is None:
         try:
             with open("/proc/cpuinfo") as f:
