@@ -39,6 +39,9 @@ HELP = {
     "loss": "mse | bce | weighted_bce | focal | quality_focal | dice | tversky",
     "aux_weight": "weight of the focal loss on an auxiliary training head that lights up every annotated hand, "
                   "ignored ones included; the saved model leaves it out (0 = off; default 1.0)",
+    "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
+               "on the synthetic set)",
+    "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",
     "crop_size": "with --augment, train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
     "focus_crops": "share of training crops centred near a random open hand (with --augment --crop-size)",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",

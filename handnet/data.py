@@ -88,10 +88,13 @@ def jitter_colours(rng, image: np.ndarray) -> np.ndarray:
 
 
 def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, np.ndarray]:
-    """One (image, y_true) pair as documented above: with rng, an augmented training crop of
-    config.train_size; with rng=None, the whole letterboxed input, unaugmented."""
-    if rng is None:
+    """One (image, y_true) pair as documented above. With rng, a training example: an augmented
+    crop of config.train_size when config.augment, else the letterboxed input mirrored at random
+    when config.flip. With rng=None, the whole letterboxed input, unaugmented."""
+    if rng is None or not config.augment:
         image, hands = letterboxed_input(sample, config)
+        if rng is not None and config.flip and rng.random() < 0.5:
+            image, hands = mirror(image, hands)
         return image.astype(np.float32), training_targets(hands, config.input_size, config)
     frame = read_image(sample.path)
     hands = hands_array(sample)
@@ -107,6 +110,13 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     return image, training_targets(transform_hands(hands, matrix), size, config)
 
 
+def mirror(image: np.ndarray, hands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image mirrored left-right, and its (N, 4) hands with them (continuous x -> width - x)."""
+    hands = hands.copy()
+    hands[:, 0] = image.shape[1] - hands[:, 0]
+    return np.ascontiguousarray(image[:, ::-1]), hands
+
+
 def make_dataset(samples: list[Sample], config: Config, training: bool, skip: int = 0) -> tf.data.Dataset:
     """Batched, prefetched dataset. Training: shuffled, augmented and repeated forever (give
     Keras steps_per_epoch); validation: one pass in file order, letterboxed only. skip: training
@@ -114,12 +124,13 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
     if not samples:
         raise ValueError("no samples to build a dataset from")
     augment = training and config.augment
+    random = training and (config.augment or config.flip)
     height, width = config.train_size if augment else config.input_size
     out_h, out_w = config.heatmap_size((height, width))
     channels = target_channels(config)
 
     def load(index, draw):
-        rng = np.random.default_rng([config.seed, int(draw)]) if augment else None
+        rng = np.random.default_rng([config.seed, int(draw)]) if random else None
         image, y_true = make_example(samples[int(index)], config, rng)
         return image.astype(np.float32), y_true.astype(np.float32)
 

@@ -18,7 +18,7 @@ def _dot_dataset(tmp_path):
 
 def test_augmented_targets_follow_the_image(tmp_path):
     (sample,) = _dot_dataset(tmp_path)
-    config = Config(input_size=(64, 96))
+    config = Config(input_size=(64, 96), augment=True)
     checked = 0
     for seed in range(16):
         image, y_true = make_example(sample, config, np.random.default_rng(seed))
@@ -34,6 +34,29 @@ def test_augmented_targets_follow_the_image(tmp_path):
         assert abs(xs.mean() + 0.5 - x) < 1 and abs(ys.mean() + 0.5 - y) < 1, f"seed {seed}: image moved wrongly"
         assert y_true[int(y // 8), int(x // 8), 0] == 1.0, f"seed {seed}: target peak is not on the hand"
     assert checked >= 5
+
+
+def test_flipped_training_examples_mirror_image_and_targets_together(tmp_path):
+    (sample,) = _dot_dataset(tmp_path)
+    config = Config(input_size=(64, 96))  # no --augment: flips only
+    plain_image, plain_y = make_example(sample, config)
+    # The letterboxed hand (62.4, 22.2) is in cell (2, 7); mirrored, at x = 96 - 62.4 = 33.6, cell (2, 4).
+    assert plain_y[2, 7, 0] == 1.0
+    seen = set()
+    for seed in range(12):
+        image, y_true = make_example(sample, config, np.random.default_rng(seed))
+        if y_true[2, 4, 0] == 1.0:
+            np.testing.assert_array_equal(image, plain_image[:, ::-1])
+            np.testing.assert_array_equal(y_true, make_example(sample, config)[1][:, ::-1])
+            seen.add("mirrored")
+        else:
+            np.testing.assert_array_equal(image, plain_image)
+            np.testing.assert_array_equal(y_true, plain_y)
+            seen.add("as is")
+    assert seen == {"mirrored", "as is"}
+    unflipped = Config(input_size=(64, 96), flip=False)
+    for seed in range(4):
+        np.testing.assert_array_equal(make_example(sample, unflipped, np.random.default_rng(seed))[0], plain_image)
 
 
 def test_focus_crops_always_hold_the_hand(tmp_path):

@@ -119,6 +119,7 @@ def test_auto_precision_is_bfloat16_only_on_cpus_that_have_it(monkeypatch, nativ
 
 def test_configs_from_before_precision_load_as_they_trained():
     assert Config.from_dict({}).precision == "float32"
+    assert Config.from_dict({}).flip is False  # nor did they flip without --augment
     assert Config.from_dict({"mixed_precision": True}).precision == "float16"
     assert Config.from_dict(json.loads(Config().to_json())).precision == "auto"  # a config saved today
     with pytest.raises(ValueError, match="unknown precision 'half'"):
