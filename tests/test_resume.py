@@ -28,8 +28,11 @@ def scenes(tmp_path_factory):
 
 def start(out, scenes, *extra):
     cmd = [sys.executable, str(ROOT / "train.py"), "--data", str(scenes), "--out", str(out), *FLAGS, *extra]
+    # A shell's background jobs (CI runners, `cmd &`) ignore SIGINT, and an ignored signal stays
+    # ignored across exec; the run must see Ctrl-C as a terminal would deliver it.
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def interrupt_after_first_epoch(proc, out, sig):
