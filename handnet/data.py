@@ -124,13 +124,13 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
     if not samples:
         raise ValueError("no samples to build a dataset from")
     augment = training and config.augment
-    random = training and (config.augment or config.flip)
+    randomised = training and (config.augment or config.flip)  # examples draw from a seeded rng
     height, width = config.train_size if augment else config.input_size
     out_h, out_w = config.heatmap_size((height, width))
     channels = target_channels(config)
 
     def load(index, draw):
-        rng = np.random.default_rng([config.seed, int(draw)]) if random else None
+        rng = np.random.default_rng([config.seed, int(draw)]) if randomised else None
         image, y_true = make_example(samples[int(index)], config, rng)
         return image.astype(np.float32), y_true.astype(np.float32)
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handnet.config import PRECISIONS, STRATEGIES
+from handnet.config import STRATEGIES
 
 # Keras' global policies: float32 weights, the named type for the arithmetic.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -117,11 +117,9 @@ def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """Config.precision -> float32 | bfloat16 | float16. `auto` is bfloat16 when training runs on a
+    """Config.precision (validated there) -> float32 | bfloat16 | float16. `auto` is bfloat16 when training runs on a
     CPU with native bfloat16 (1.3x faster steps on the project's machine, docs/default-run.md), and
     float32 otherwise, GPUs included (pass float16 for those)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
     if precision != "auto":
         return precision
     if tf.config.list_physical_devices("GPU"):
