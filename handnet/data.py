@@ -112,9 +112,8 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
 
 def mirror(image: np.ndarray, hands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The image mirrored left-right, and its (N, 4) hands with them (continuous x -> width - x)."""
-    hands = hands.copy()
-    hands[:, 0] = image.shape[1] - hands[:, 0]
-    return np.ascontiguousarray(image[:, ::-1]), hands
+    flip = np.array([[-1.0, 0.0, image.shape[1]], [0.0, 1.0, 0.0]])
+    return np.ascontiguousarray(image[:, ::-1]), transform_hands(hands, flip)
 
 
 def make_dataset(samples: list[Sample], config: Config, training: bool, skip: int = 0) -> tf.data.Dataset:

@@ -117,9 +117,9 @@ def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """Config.precision (validated there) -> float32 | bfloat16 | float16. `auto` is bfloat16 when training runs on a
-    CPU with native bfloat16 (1.3x faster steps on the project's machine, docs/default-run.md), and
-    float32 otherwise, GPUs included (pass float16 for those)."""
+    """Config.precision (validated there) -> float32 | bfloat16 | float16. `auto` is bfloat16 when
+    training runs on a CPU with native bfloat16 (1.3x faster steps on the project's machine,
+    docs/default-run.md), and float32 otherwise, GPUs included (pass float16 for those)."""
     if precision != "auto":
         return precision
     if tf.config.list_physical_devices("GPU"):
