@@ -125,9 +125,11 @@ def evaluate_model(model, samples: list[Sample], config: Config, threshold: floa
     return evaluate_matches(match_samples(model, samples, config, progress), threshold)
 
 
-def best_threshold(per_image: list) -> float:
-    """The score threshold with the highest F1, on a grid of 0.05 steps; ties go to the higher."""
-    grid = np.round(np.arange(0.1, 0.95, 0.05), 2)
+THRESHOLD_GRID = np.round(np.arange(0.1, 0.95, 0.05), 2)
+
+
+def best_threshold(per_image: list, grid=THRESHOLD_GRID) -> float:
+    """The score threshold of `grid` (ascending) with the highest F1; ties go to the higher."""
     f1 = [evaluate_matches(per_image, float(t))["f1"] or 0.0 for t in grid]
     return float(grid[len(grid) - 1 - int(np.argmax(f1[::-1]))])
 

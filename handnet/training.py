@@ -165,7 +165,7 @@ def train(config: Config, resume: bool = False) -> dict:
             model = plain_copy(model, config)
     finally:
         set_precision("float32")  # the process-wide policy never outlives the run, failed or not
-    return finish_run(model, config, run, distinct_train, val_samples or train_samples, started,
+    return finish_run(model, config, run, distinct_train, val_samples or distinct_train, started,
                       "validation" if val_samples else "training (no validation split)", precision)
 
 

@@ -57,6 +57,7 @@ def test_best_threshold_picks_the_f1_maximum():
     # Both hands score 0.5 or more; a false positive scores 0.35: the best cut lies above 0.35.
     per_image = [match_image([det(100, 100, 0.9), det(250, 60, 0.5), det(20, 200, 0.35)], hands, FRAME)]
     assert best_threshold(per_image) == 0.5
+    assert best_threshold(per_image, grid=(0.2, 0.3, 0.4)) == 0.4  # the best the grid offers
 
 
 def test_a_bucket_without_hands_reports_no_figures():

@@ -37,6 +37,7 @@ import numpy as np
 
 from handnet.annotations import DatasetError, Hand, Sample, load_samples, read_image, split_samples
 from handnet.config import Config, SavedConfig
+from handnet.evaluate import best_threshold
 from handnet.letterbox import Letterbox, apply_letterbox
 from handnet.losses import LOSSES, get_loss
 from handnet.metrics import evaluate_matches, match_image
@@ -192,11 +193,6 @@ def matches(heatmaps: np.ndarray, samples: list[Sample], config: Config) -> list
             for d, s in zip(detections_per_image(heatmaps, config), samples)]
 
 
-def best_f1_threshold(per_image: list) -> float:
-    f1 = [evaluate_matches(per_image, float(t))["f1"] or 0.0 for t in THRESHOLDS]
-    return float(THRESHOLDS[int(np.argmax(f1))])
-
-
 def predict(model, images: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(model(images[i : i + 32], training=False))[..., 0]
                            for i in range(0, len(images), 32)])
@@ -238,7 +234,7 @@ class Trainer:
             ap = evaluate_matches(matches(predict(model, val.images), val.samples, config), 0.5)["ap"]
             curve.append((min((checkpoint + 1) * chunk, exp.steps), ap))
         seconds = time.time() - started
-        threshold = best_f1_threshold(matches(predict(model, tune.images), tune.samples, config))
+        threshold = best_threshold(matches(predict(model, tune.images), tune.samples, config), THRESHOLDS)
         heatmaps = predict(model, val.images)
         figures = evaluate_matches(matches(heatmaps, val.samples, config), threshold)
         row = {"loss": config.loss, "regime": regime, "mask": mask, "seed": seed, "threshold": threshold,
