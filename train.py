@@ -21,7 +21,8 @@ from handnet.config import Config, GestureConfig
 
 HELP = {
     "data": "dataset folder(s), any supported format; default: datasets/synthetic, the built-in set, which is "
-            "generated whenever it is named and missing",
+            "generated whenever it is named and missing (other --seed, --synthetic-count or --input-size: "
+            "into datasets/synthetic-seed1 and the like)",
     "data_repeats": "times each --data folder's training images recur per epoch, one number per folder "
                     "(default: once each); validation images never repeat",
     "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label",

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,10 +48,22 @@ CHECKPOINT = Path("checkpoints") / "last.npz"
 TUNE_IMAGES = 300  # training images the score threshold is tuned on
 
 
+def synthetic_dir(config: Config) -> Path:
+    """Where the built-in set for this config's seed, scene count and input size lives:
+    datasets/synthetic for the defaults, else a folder named after what differs (for example
+    datasets/synthetic-seed1-n12000), so that runs with other settings never regenerate, under
+    another run's feet, the set a default run trains and is evaluated on."""
+    defaults = Config()  # the default run's set
+    parts = [f"seed{config.seed}" if config.seed != defaults.seed else "",
+             f"n{config.synthetic_count}" if config.synthetic_count != defaults.synthetic_count else "",
+             "x".join(map(str, config.input_size)) if tuple(config.input_size) != tuple(defaults.input_size) else ""]
+    return SYNTHETIC_DIR.with_name("-".join([SYNTHETIC_DIR.name, *filter(None, parts)]))
+
+
 def ensure_synthetic(config: Config, root: Path) -> Path:
-    """The default dataset: generated once, regenerated if its count, size or seed changed."""
-    wanted = {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": config.seed, "count": config.synthetic_count,
-              "size": list(config.input_size)}
+    """The built-in set: generated once, regenerated if its generator, count, size or seed changed."""
+    wanted = {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": config.seed,
+              "count": config.synthetic_count, "size": list(config.input_size)}
     index = root / NATIVE_FILE
     if index.is_file():
         try:
@@ -113,6 +127,41 @@ def keep_history_rows(history_csv: Path, epochs: int) -> None:
         history_csv.write_text("".join(lines[: epochs + 1]))
 
 
+class StopOnCtrlC(keras.callbacks.Callback):
+    """Ctrl-C during model.fit, turned into a KeyboardInterrupt at the next batch end. Python
+    raises KeyboardInterrupt wherever the main thread is when the signal comes, and inside a
+    weakref or __del__ callback (TensorFlow runs many) it is printed and dropped, so the run would
+    go on to the end. Here the handler only takes note and the callback raises in plain code; a
+    second Ctrl-C before that raises at once. Used as a context manager around fit, main thread
+    only; a process that ignores SIGINT goes on ignoring it."""
+
+    def __init__(self):
+        super().__init__()
+        self.pressed, self.previous = False, None
+
+    def __enter__(self):
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+    def _note(self, signum, frame):
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def _raise_if_pressed(self, *args, **kwargs):
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _raise_if_pressed
+
+
 class CurvesCallback(keras.callbacks.Callback):
     """Redraws curves.png after every epoch, so a long run can be watched."""
 
@@ -172,10 +221,12 @@ def train(config: Config, resume: bool = False) -> dict:
 def load_training_data(config: Config, chief: bool = True):
     """(training samples with repeats, distinct training samples, validation samples, skipped
     problems or None); generates the synthetic set first where config.data names it or is empty."""
-    if not config.data:
-        config.data = [str(SYNTHETIC_DIR)]
-    if chief and any(Path(d) == SYNTHETIC_DIR for d in config.data):
-        ensure_synthetic(config, SYNTHETIC_DIR)  # the built-in set, alone or mixed with real folders
+    # The built-in set, alone or mixed with real folders: named as datasets/synthetic, saved in
+    # config.json under the folder of this run's settings (a resumed run names that one).
+    builtin = synthetic_dir(config)
+    config.data = [str(builtin) if Path(d) in (SYNTHETIC_DIR, builtin) else d for d in config.data or [SYNTHETIC_DIR]]
+    if chief and str(builtin) in config.data:
+        ensure_synthetic(config, builtin)
     skipped = [] if config.skip_bad else None
     samples = load_samples(config.data, config.labels, skipped=skipped)
     for problem in skipped or []:
@@ -232,16 +283,17 @@ def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_sa
             fit_multiworker(model, model.loss, strategy, training, validation, steps, config.epochs, done,
                             callbacks, chief)
         else:
-            model.fit(
-                training,
-                steps_per_epoch=steps,
-                initial_epoch=done,
-                epochs=config.epochs,
-                validation_data=shard_by_data(validation) if validation is not None else None,
-                callbacks=callbacks,
-                shuffle=False,  # the dataset shuffles itself
-                verbose=1 if sys.stdout.isatty() else 2,
-            )
+            with StopOnCtrlC() as stop:
+                model.fit(
+                    training,
+                    steps_per_epoch=steps,
+                    initial_epoch=done,
+                    epochs=config.epochs,
+                    validation_data=shard_by_data(validation) if validation is not None else None,
+                    callbacks=[*callbacks, stop],
+                    shuffle=False,  # the dataset shuffles itself
+                    verbose=1 if sys.stdout.isatty() else 2,
+                )
     except KeyboardInterrupt:
         if (run / CHECKPOINT).exists():
             plot_curves(history_csv, run / "curves.png")

@@ -135,10 +135,25 @@ def test_the_builtin_set_is_generated_when_named_beside_real_folders(tmp_path, n
     distinct = int(printed.split(" train, ")[0].split()[-1])
     per_epoch = int(printed.split(" training images per epoch with repeats")[0].split()[-1])
     assert per_epoch > distinct and (per_epoch - distinct) % 2 == 0  # each real training image twice more
-    index = json.loads((tmp_path / "synthetic" / "hands.json").read_text())
+    # Not the default run's set: generated beside it, under a name that says how it differs.
+    builtin = tmp_path / "synthetic-n12-64x96"
+    assert not (tmp_path / "synthetic").exists()
+    index = json.loads((builtin / "hands.json").read_text())
     assert len(index["images"]) == 12 and index["generator"]["size"] == [64, 96]
+    assert json.loads((out / "config.json").read_text())["data"] == [str(builtin), str(native_dataset)]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["per_dataset"]) == {str(tmp_path / "synthetic"), str(native_dataset)}
+    assert set(metrics["per_dataset"]) == {str(builtin), str(native_dataset)}
+
+
+def test_each_setting_of_the_builtin_set_has_its_own_folder():
+    from handnet.config import Config
+    from handnet.training import synthetic_dir
+
+    assert synthetic_dir(Config()) == Path("datasets/synthetic")
+    assert synthetic_dir(Config(seed=1)) == Path("datasets/synthetic-seed1")
+    assert synthetic_dir(Config(seed=2, synthetic_count=12000)) == Path("datasets/synthetic-seed2-n12000")
+    assert synthetic_dir(Config(preset="seed")) == Path("datasets/synthetic-240x426")
+    assert synthetic_dir(Config(input_size=(240, 320), epochs=3)) == Path("datasets/synthetic")  # other flags: same set
 
 
 def test_data_repeats_list_a_folders_training_images_that_many_times(tmp_path):
