@@ -39,7 +39,7 @@ from handnet.metrics import (
     choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, open_set_figures,
 )
 from handnet.model import conv_bn
-from handnet.training import CurvesCallback, prepare_run_folder
+from handnet.training import CurvesCallback, StopOnCtrlC, prepare_run_folder
 
 ARTICLE_THRESHOLD = 0.4  # the article's thresholded accuracy; reported next to the tuned one
 
@@ -144,17 +144,18 @@ def train_gestures(config: GestureConfig) -> dict:
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=get_gesture_loss(config.loss))
     targets = lambda items: gesture_targets([index[e.gesture] for e in items], len(known), config.loss)  # noqa: E731
     started = time.time()
-    model.fit(
-        make_gesture_dataset(train, targets(train), config.input_side, config.batch_size, training=True,
-                             augment=config.augment, balance=config.balance, seed=config.seed,
-                             mix_unknowns=config.mix_unknowns, na_name=config.na_name),
-        steps_per_epoch=steps, epochs=config.epochs, shuffle=False,  # the dataset shuffles itself
-        validation_data=make_gesture_dataset(val, targets(val), config.input_side, config.batch_size,
-                                             training=False) if val else None,
-        callbacks=[keras.callbacks.CSVLogger(str(run / "history.csv")),
-                   CurvesCallback(run / "history.csv", run / "curves.png")],
-        verbose=2,
-    )
+    with StopOnCtrlC() as stop:
+        model.fit(
+            make_gesture_dataset(train, targets(train), config.input_side, config.batch_size, training=True,
+                                 augment=config.augment, balance=config.balance, seed=config.seed,
+                                 mix_unknowns=config.mix_unknowns, na_name=config.na_name),
+            steps_per_epoch=steps, epochs=config.epochs, shuffle=False,  # the dataset shuffles itself
+            validation_data=make_gesture_dataset(val, targets(val), config.input_side, config.batch_size,
+                                                 training=False) if val else None,
+            callbacks=[keras.callbacks.CSVLogger(str(run / "history.csv")),
+                       CurvesCallback(run / "history.csv", run / "curves.png"), stop],
+            verbose=2,
+        )
     train_seconds = time.time() - started
     model.save(run / "gestures.keras")
 
