@@ -25,7 +25,8 @@ HELP = {
             "into datasets/synthetic-seed1 and the like)",
     "data_repeats": "times each --data folder's training images recur per epoch, one number per folder "
                     "(default: once each); validation images never repeat",
-    "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label",
+    "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label (name the "
+              "synthetic set's face and arm, or '*' maps them too)",
     "skip_bad": "leave out unreadable images and broken annotations, each reported and listed in "
                 "runs/<name>/skipped.txt (default: stop at the first, naming it)",
     "strategy": "default | mirrored (all GPUs of this machine) | multiworker (several hosts, configured by "
@@ -40,6 +41,8 @@ HELP = {
     "loss": "mse | bce | weighted_bce | focal | quality_focal | dice | tversky",
     "aux_weight": "weight of the focal loss on an auxiliary training head that lights up every annotated hand, "
                   "ignored ones included; the saved model leaves it out (0 = off; default 1.0)",
+    "negative_weight": "weight of the focal loss on a training head that lights up annotated negatives (the "
+                       "synthetic set's faces and arms); the saved model leaves it out (0 = off, the default)",
     "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
                "on the synthetic set)",
     "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",

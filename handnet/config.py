@@ -21,7 +21,10 @@ STRATEGIES = ("default", "mirrored", "multiworker")  # handnet.distribute builds
 # Training arithmetic (handnet.distribute.set_precision); weights stay float32 and the saved model
 # is float32 whichever is used. "auto": bfloat16 on CPUs that multiply it natively, else float32.
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-DEFAULT_LABELS = "open=positive,other=ignore"
+# `face` and `arm` are the synthetic set's skin-coloured distractors (handnet.synthetic). A mapping
+# with `*=ignore` would make them ignore regions, so name them when using one with that set.
+DISTRACTORS_NEGATIVE = "face=negative,arm=negative"
+DEFAULT_LABELS = "open=positive,other=ignore," + DISTRACTORS_NEGATIVE
 
 # Output stride and default input (height, width) of each model preset; model.py builds them.
 PRESET_STRIDES = {"seed": 8, "fast": 8}
@@ -53,6 +56,7 @@ UNSAVED_BEFORE = {
     "aux_weight": 0.0,  # no every-hand head (2026-11-24)
     "precision": "float32",  # before `precision`, float32 unless mixed_precision (2026-11-24)
     "flip": False,  # no flips without augment (2026-11-24)
+    "negative_weight": 0.0,  # no negatives head (2026-11-25)
 }
 
 
@@ -88,6 +92,9 @@ class Config(SavedConfig):
     # (ignore ones included), dropped from the saved model. Knowing what any hand looks like helps
     # tell open hands from faces and arms: +3 points of F1 in the default run (docs/default-run.md).
     aux_weight: float = 1.0  # 0 = no second head
+    # Training only: weight of a focal loss on a third head, a heatmap of the annotated `negative`
+    # things (the synthetic set's faces and arms), also dropped from the saved model.
+    negative_weight: float = 0.0  # 0 = no negatives head
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
@@ -117,6 +124,10 @@ class Config(SavedConfig):
         what the code that wrote it did (UNSAVED_BEFORE), so old runs resume as they began."""
         if raw.get("mixed_precision"):  # the flag `precision` replaced
             raw = {"precision": "float16", **raw}
+        if "negative_weight" not in raw and "labels" in raw:
+            # Saved before the synthetic set annotated its distractors, which were background then:
+            # `negative`, unless the mapping names them itself (later entries win).
+            raw = {**raw, "labels": f"{DISTRACTORS_NEGATIVE},{raw['labels']}"}
         return super().from_dict({**UNSAVED_BEFORE, **raw})
 
     def __post_init__(self):
@@ -133,8 +144,9 @@ class Config(SavedConfig):
             raise ValueError(f"input_size must be (height, width), got {self.input_size}")
         if self.crop_size and len(self.crop_size) != 2:
             raise ValueError(f"crop_size must be (height, width) or (), got {self.crop_size}")
-        if self.aux_weight < 0:
-            raise ValueError(f"aux_weight must be 0 (off) or more, got {self.aux_weight}")
+        for name in ("aux_weight", "negative_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (off) or more, got {getattr(self, name)}")
         if not 0 <= self.focus_crops <= 1:
             raise ValueError(f"focus_crops must be a share between 0 and 1, got {self.focus_crops}")
         if self.precision not in PRECISIONS:

@@ -5,8 +5,8 @@ Images stream from disk one at a time (memory does not grow with the dataset). E
 
 - image: (H, W, 3) float32 BGR in [0, 255], the model input (the model normalises it itself);
 - y_true: (H/s, W/s, 2) float32, channel 0 the heatmap target in [0, 1], channel 1 the per-pixel
-  loss weight in {0, 1} (packed together because Keras passes losses one y_true); with the
-  auxiliary every-hand head (Config.aux_weight > 0) two more channels, its target and weight.
+  loss weight in {0, 1} (packed together because Keras passes losses one y_true); then a target
+  and weight for each training head (handnet.targets.training_targets).
 
 Augmentation draws from a generator seeded by (seed, draw number), so a run is repeatable.
 """

@@ -115,22 +115,24 @@ def get_loss(config: Config):
     return factories[config.loss]()
 
 
-def with_every_hand(loss, weight: float):
-    """The loss of a network with the auxiliary every-hand head
-    (handnet.model.with_every_hand_head): `loss` on the heatmap (y_true channels 0-1, y_pred
-    channel 0) plus `weight` times the focal loss on the every-hand heatmap (y_true channels 2-3,
-    y_pred channel 1)."""
-    heatmap, every_hand = heatmap_part(loss), focal()
+def with_training_heads(loss, head_weights: list[float]):
+    """The loss of a network with training heads (handnet.model.with_training_heads): `loss` on
+    the heatmap (y_true channels 0-1, y_pred channel 0) plus, for head i, head_weights[i] times
+    the focal loss on its heatmap (y_true channels 2i+2 and 2i+3, y_pred channel i+1)."""
+    heatmap, head = heatmap_part(loss), focal()
 
-    def heatmap_and_hands(y_true, y_pred):
-        return heatmap(y_true, y_pred) + weight * every_hand(y_true[..., 2:], y_pred[..., 1:])
+    def heatmap_and_heads(y_true, y_pred):
+        total = heatmap(y_true, y_pred)
+        for i, weight in enumerate(head_weights):
+            total = total + weight * head(y_true[..., 2 * i + 2 : 2 * i + 4], y_pred[..., i + 1 : i + 2])
+        return total
 
-    return heatmap_and_hands
+    return heatmap_and_heads
 
 
 def heatmap_part(loss):
     """`loss` on the heatmap channels alone, logged as `heatmap_loss` beside the total, so runs
-    with and without the every-hand head compare on one figure."""
+    with and without training heads compare on one figure."""
 
     def heatmap_loss(y_true, y_pred):
         return loss(y_true[..., :2], y_pred[..., :1])
@@ -139,8 +141,9 @@ def heatmap_part(loss):
 
 
 def training_loss(config: Config):
-    """(loss, metrics) that training compiles: get_loss alone, or with the every-hand term."""
+    """(loss, metrics) that training compiles: get_loss alone, or with the training heads' terms."""
     loss = get_loss(config)
-    if config.aux_weight > 0:
-        return with_every_hand(loss, config.aux_weight), [heatmap_part(loss)]
+    head_weights = [w for w in (config.aux_weight, config.negative_weight) if w > 0]
+    if head_weights:
+        return with_training_heads(loss, head_weights), [heatmap_part(loss)]
     return loss, []

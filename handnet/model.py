@@ -96,19 +96,28 @@ def _heatmap_layer(k, name="heatmap"):
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
-def with_every_hand_head(model: keras.Model) -> keras.Model:
-    """The network as it trains with Config.aux_weight > 0: a second 1x1 head on the heatmap's
-    features lights up every annotated hand, open or not. Outputs (B, H', W', 2), the heatmap
-    first. The two share every other layer; heatmap_only takes the head off again."""
-    hands = _heatmap_layer(keras, "every_hand")(model.get_layer("heatmap").input)
-    both = keras.layers.Concatenate(name="heatmap_and_hands", dtype="float32")([model.output, hands])
-    return keras.Model(model.input, both, name=model.name)
+# Training-only 1x1 heads on the heatmap's features, in y_pred's channel order after the heatmap.
+TRAINING_HEADS = ("every_hand", "negatives")
+
+
+def with_training_heads(model: keras.Model, every_hand: bool = True, negatives: bool = False) -> keras.Model:
+    """The network as it trains: beside the heatmap, a 1x1 head that lights up every annotated
+    hand, open or not (Config.aux_weight > 0), and one that lights up annotated negatives such as
+    faces and arms (Config.negative_weight > 0). Outputs (B, H', W', 1 + heads), the heatmap
+    first. The heads share every other layer; heatmap_only takes them off again."""
+    features = model.get_layer("heatmap").input
+    heads = [_heatmap_layer(keras, name)(features)
+             for name, wanted in zip(TRAINING_HEADS, (every_hand, negatives)) if wanted]
+    if not heads:
+        return model
+    stacked = keras.layers.Concatenate(name="heatmap_and_heads", dtype="float32")([model.output, *heads])
+    return keras.Model(model.input, stacked, name=model.name)
 
 
 def heatmap_only(model: keras.Model) -> keras.Model:
-    """The deployed network of a with_every_hand_head model (the same layers, the heatmap output
+    """The deployed network of a with_training_heads model (the same layers, the heatmap output
     alone); any other model unchanged."""
-    if "every_hand" not in {layer.name for layer in model.layers}:
+    if not set(TRAINING_HEADS) & {layer.name for layer in model.layers}:
         return model
     return keras.Model(model.input, model.get_layer("heatmap").output, name=model.name)
 

@@ -4,10 +4,12 @@
     python -m handnet.synthetic --out /tmp/tiny --count 8 --size 64 96
 
 Each scene is a crop of a real photograph shipped with scikit-image, with skin-coloured
-distractors (faces, arms, blobs) and procedural hands: open and facing (label `open`), or fists,
-side views and partly hidden hands (label `other`), from about 6 px to a third of the frame in
-radius. Lighting, blur, noise and JPEG compression finish it. A scene depends only on
-(seed, index), so a dataset is the same bytes wherever it is generated.
+distractors and procedural hands: open and facing (label `open`), or fists, side views and partly
+hidden hands (label `other`), from about 6 px to a third of the frame in radius. The distractors
+are written down too, as `face` and `arm` (Config's default labels make them `negative`: background
+to the heatmap, and what a training head learns to point at, handnet.model.with_training_heads).
+Lighting, blur, noise and JPEG compression finish it. A scene depends only on (seed, index), so a
+dataset is the same bytes wherever it is generated.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ SKIN_TONES = np.array(
     np.float32,
 )
 POSES = ("open", "open", "open", "fist", "side", "partial")
+DISTRACTOR_LABELS = ("face", "arm")
 SUPERSAMPLE = 4
 # Bump whenever scenes change, so that train.py regenerates a stale default dataset.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6  # 6: faces and arms annotated (the images did not change)
 PARALLEL_MIN = 256  # scenes; fewer are drawn in this process (starting workers costs a second)
 
 
@@ -61,16 +64,17 @@ def load_backgrounds() -> tuple[np.ndarray, ...]:
 
 
 def generate_scene(seed: int, index: int, size=(240, 320), radii=None) -> tuple[np.ndarray, list[dict]]:
-    """One scene: ((H, W, 3) uint8 BGR, [{"x", "y", "radius", "label"}, ...]). radii: (min, max)
-    hand radius in pixels, drawn log-uniformly; default 6 px to a third of the shorter side."""
+    """One scene: ((H, W, 3) uint8 BGR, [{"x", "y", "radius", "label"}, ...]): the hands (label
+    `open` or `other`), then the distractors a hand does not cover (label `face` or `arm`; radius
+    about half the face's height, or 0.4 of the arm's length). radii: (min, max) hand radius in
+    pixels, drawn log-uniformly; default 6 px to a third of the shorter side."""
     rng = np.random.default_rng([seed, index])
     height, width = size
     image = _background(rng, height, width)
     short = min(height, width)
     hands = []
-    for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
-        # Distractors first, so hands may cover them as they would cover a face.
-        _draw_distractor(rng, image, short)
+    # Distractors first, so hands may cover them as they would cover a face.
+    distractors = [_draw_distractor(rng, image, short) for _ in range(rng.choice([0, 1, 1, 2, 2, 3]))]
     count = rng.choice([0, 1, 2, 2, 3, 3, 4, 5])
     for _ in range(50):
         if len(hands) == count:
@@ -83,7 +87,8 @@ def generate_scene(seed: int, index: int, size=(240, 320), radii=None) -> tuple[
         _draw_hand(rng, image, x, y, radius, pose)
         hands.append({"x": round(x, 2), "y": round(y, 2), "radius": round(radius, 2),
                       "label": "open" if pose == "open" else "other"})
-    return _finish(rng, image), hands
+    visible = [d for d in distractors if all(math.hypot(d["x"] - h["x"], d["y"] - h["y"]) > h["radius"] for h in hands)]
+    return _finish(rng, image), hands + visible
 
 
 def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: int = 0, progress=True,
@@ -114,7 +119,7 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
     finally:
         if pool is not None:
             pool.terminate()
-    doc = {"format": "handnet", "version": 1, "labels": ["open", "other"],
+    doc = {"format": "handnet", "version": 1, "labels": ["open", "other", *DISTRACTOR_LABELS],
            "generator": {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": seed, "count": count, "size": list(size)},
            "images": entries}
     (tmp / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
@@ -371,7 +376,8 @@ def _occlude(rng, image, x, y, radius):
     cv2.fillConvexPoly(image, poly, colour.tolist(), cv2.LINE_AA)
 
 
-def _draw_distractor(rng, image, short):
+def _draw_distractor(rng, image, short) -> dict:
+    """A skin-coloured face or arm; returns it as an annotation (label `face` or `arm`)."""
     tone = _skin(rng)
     h, w = image.shape[:2]
     x, y = rng.uniform(0, w), rng.uniform(0, h)
@@ -394,6 +400,8 @@ def _draw_distractor(rng, image, short):
             _capsule(canvas, point(0, -1.0), point(0, 1.0), scale(0.3))
 
         _stamp(rng, image, x, y, size, tone, shape)
+    radius = size * (0.5 if kind == "face" else 0.4)
+    return {"x": round(x, 2), "y": round(y, 2), "radius": round(radius, 2), "label": str(kind)}
 
 
 def _finish(rng, image) -> np.ndarray:

@@ -7,9 +7,11 @@ exactly 1.0, which is what the focal loss counts as a positive. Around ignore ha
 is 0, so the network is free to light them up a little; positive blobs keep weight 1 where the
 two overlap.
 
-Training can add a second target (Config.aux_weight): every annotated hand, ignore ones included,
-as a positive blob, for an auxiliary head that learns what any hand looks like
-(handnet.model.with_every_hand_head). Its two channels follow the heatmap's in y_true.
+Training can add two more targets, each a heatmap and weight after the heatmap's in y_true
+(handnet.model.with_training_heads): every annotated hand, ignore ones included, as positive
+blobs (Config.aux_weight > 0), for a head that learns what any hand looks like; then the
+annotated negatives (the synthetic set's faces and arms) as positive blobs (Config.negative_weight
+> 0), for a head that learns what the false alarms look like.
 """
 
 from __future__ import annotations
@@ -37,18 +39,24 @@ def config_targets(hands: np.ndarray, size_hw, config) -> tuple[np.ndarray, np.n
 
 
 def target_channels(config) -> int:
-    """Channels of y_true: heatmap and weight, then every-hand heatmap and weight when the
-    auxiliary head trains (config.aux_weight > 0)."""
-    return 4 if config.aux_weight > 0 else 2
+    """Channels of y_true: heatmap and weight, then a heatmap and weight per training head
+    (every hand when config.aux_weight > 0, negatives when config.negative_weight > 0)."""
+    return 2 + 2 * (config.aux_weight > 0) + 2 * (config.negative_weight > 0)
 
 
 def training_targets(hands: np.ndarray, size_hw, config) -> np.ndarray:
     """y_true for a network input of size_hw: (Ho, Wo, target_channels(config)) float32."""
+    hands = np.asarray(hands, np.float32).reshape(-1, 4)
+    role = hands[:, 3]
     channels = list(config_targets(hands, size_hw, config))
-    if config.aux_weight > 0:
-        every = np.array(hands, np.float32).reshape(-1, 4)
-        every[every[:, 3] == ROLE_CODES["ignore"], 3] = ROLE_CODES["positive"]  # negatives stay background
+    if config.aux_weight > 0:  # every hand, open or not; negatives stay background
+        every = hands[role != ROLE_CODES["negative"]].copy()
+        every[:, 3] = ROLE_CODES["positive"]
         channels += config_targets(every, size_hw, config)
+    if config.negative_weight > 0:  # the negatives alone; hands are background here
+        negatives = hands[role == ROLE_CODES["negative"]].copy()
+        negatives[:, 3] = ROLE_CODES["positive"]
+        channels += config_targets(negatives, size_hw, config)
     return np.stack(channels, axis=-1)
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -39,7 +40,7 @@ from handnet.export import export_model
 from handnet.metrics import evaluate_matches
 from handnet.losses import training_loss
 from handnet.model import (
-    build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_every_hand_head,
+    build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_training_heads,
 )
 from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
@@ -209,7 +210,7 @@ def train(config: Config, resume: bool = False) -> dict:
         if not chief:
             shutil.rmtree(run, ignore_errors=True)
             return {}
-        model = heatmap_only(model)  # the every-hand head only trains
+        model = heatmap_only(model)  # the training heads only train
         if precision != "float32" or config.strategy != "default":
             model = plain_copy(model, config)
     finally:
@@ -234,6 +235,8 @@ def load_training_data(config: Config, chief: bool = True):
     distinct_train, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
     print(f"{len(samples)} images: {len(distinct_train)} train, {len(val_samples)} validation "
           f"({sum(len(s.hands) for s in samples)} hands)" + (f"; {len(skipped)} bad file(s) skipped" if skipped else ""))
+    roles = collections.Counter((h.label, h.role) for s in samples for h in s.hands)
+    print("labels: " + ", ".join(f"{label} {count} ({role})" for (label, role), count in sorted(roles.items())))
     train_samples = distinct_train
     if config.data_repeats:
         train_samples = repeat_by_folder(distinct_train, config.data, config.data_repeats)
@@ -250,8 +253,7 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
         if config.init and checkpoint is None:
             load_init_weights(model, config.init)
             print(f"starting from the weights of {config.init}")
-        if config.aux_weight > 0:
-            model = with_every_hand_head(model)
+        model = with_training_heads(model, every_hand=config.aux_weight > 0, negatives=config.negative_weight > 0)
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
             warmup_steps=min(steps, steps * config.epochs // 10),

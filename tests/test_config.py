@@ -59,3 +59,20 @@ def test_a_config_saved_before_a_field_existed_loads_as_its_run_trained(tmp_path
     (tmp_path / "config.json").write_text(json.dumps(raw))
     assert Config.load(tmp_path / "config.json").aux_weight == 0.0  # so its checkpoint still fits
     assert Config().aux_weight == 1.0  # new runs train with the head
+
+
+def test_a_config_saved_before_distractors_were_annotated_keeps_them_background(tmp_path):
+    """The synthetic set's faces and arms were unannotated background; an old run's mapping,
+    '*' included, must not turn them into ignore regions (or fail on them) when it meets them."""
+    import json
+
+    raw = json.loads(Config(labels="open=positive,*=ignore").to_json())
+    del raw["negative_weight"]
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    old = Config.load(tmp_path / "config.json")
+    assert old.negative_weight == 0.0
+    assert parse_labels(old.labels) == {"face": "negative", "arm": "negative", "open": "positive", "*": "ignore"}
+    raw["labels"] = "open=positive,face=ignore"  # a mapping that names them itself keeps its say
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert parse_labels(Config.load(tmp_path / "config.json").labels)["face"] == "ignore"
+    assert parse_labels(Config().labels) == {"open": "positive", "other": "ignore", "face": "negative", "arm": "negative"}

@@ -5,6 +5,7 @@ from conftest import write_native
 from handnet.annotations import load_samples
 from handnet.config import Config
 from handnet.data import make_dataset, make_example, random_affine
+from handnet.targets import target_channels
 
 
 def _dot_dataset(tmp_path):
@@ -22,7 +23,7 @@ def test_augmented_targets_follow_the_image(tmp_path):
     checked = 0
     for seed in range(16):
         image, y_true = make_example(sample, config, np.random.default_rng(seed))
-        assert image.shape == (64, 96, 3) and y_true.shape == (8, 12, 4)
+        assert image.shape == (64, 96, 3) and y_true.shape == (8, 12, target_channels(config))
         # make_example's first draw is the geometry: where must the hand be now?
         matrix = random_affine(np.random.default_rng(seed), (120, 200), (64, 96))
         x, y = matrix @ [130, 40, 1]
@@ -85,20 +86,39 @@ def test_every_hand_channels_light_up_ignored_hands_too(tmp_path):
                                                      {"x": 72, "y": 40, "radius": 10, "label": "other"}]}, 64, 96)
     cv2.imwrite(str(root / "a.png"), np.zeros((64, 96, 3), np.uint8))
     (sample,) = load_samples(root, "open=positive,other=ignore")
-    _, y_true = make_example(sample, Config(input_size=(64, 96)))
+    _, y_true = make_example(sample, Config(input_size=(64, 96), negative_weight=0.0))
     assert y_true.shape == (8, 12, 4)
     assert y_true[3, 3, 0] == 1.0 and y_true[3, 3, 2] == 1.0  # the open hand: in both
     assert y_true[5, 9, 0] < 1e-6 and y_true[5, 9, 1] == 0.0  # the other hand: no say in the heatmap
     assert y_true[5, 9, 2] == 1.0 and y_true[5, 9, 3] == 1.0  # ... but a hand to the auxiliary head
-    _, plain = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0))
+    _, plain = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=0.0))
     np.testing.assert_array_equal(plain, y_true[..., :2])
 
 
+def test_negatives_channels_light_up_faces_and_arms_alone(tmp_path):
+    """The negatives head's target (channels 4-5) marks the annotated faces and arms, which are
+    plain background to the heatmap and to the every-hand head."""
+    root = write_native(tmp_path / "three", {"a.png": [{"x": 24, "y": 24, "radius": 10, "label": "open"},
+                                                       {"x": 72, "y": 40, "radius": 10, "label": "other"},
+                                                       {"x": 60, "y": 12, "radius": 8, "label": "face"}]}, 64, 96)
+    cv2.imwrite(str(root / "a.png"), np.zeros((64, 96, 3), np.uint8))
+    (sample,) = load_samples(root, Config().labels)
+    _, y_true = make_example(sample, Config(input_size=(64, 96), aux_weight=1.0, negative_weight=1.0))
+    assert y_true.shape == (8, 12, 6)
+    assert y_true[1, 7, 4] == 1.0 and y_true[1, 7, 5] == 1.0  # the face: the negatives head's peak
+    assert y_true[1, 7, 0] < 1e-3 and y_true[1, 7, 1] == 1.0  # background to the heatmap, weighted
+    assert y_true[1, 7, 2] < 1e-3 and y_true[1, 7, 3] == 1.0  # ... and to the every-hand head
+    assert y_true[3, 3, 4] < 1e-3 and y_true[5, 9, 4] < 1e-3  # hands are not negatives
+    assert np.all(y_true[..., 5] == 1.0)  # every cell has a say
+    _, no_heads = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=1.0))
+    np.testing.assert_array_equal(no_heads, y_true[..., [0, 1, 4, 5]])  # the negatives head alone
+
+
 def test_dataset_batches_and_streams(tiny_synthetic):
-    samples = load_samples(tiny_synthetic, "open=positive,other=ignore")
-    config = Config(input_size=(64, 96), batch_size=4, augment=True)
+    samples = load_samples(tiny_synthetic, Config().labels)
+    config = Config(input_size=(64, 96), batch_size=4, augment=True, aux_weight=1.0, negative_weight=1.0)
     images, y_true = next(iter(make_dataset(samples, config, training=True)))
-    assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 4)
+    assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 6)
     assert 0 <= float(np.min(images)) and float(np.max(images)) <= 255
     val_batches = list(make_dataset(samples, config, training=False))
     assert sum(len(b[0]) for b in val_batches) == len(samples)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from handnet.annotations import Hand, Sample
+from handnet.config import DEFAULT_LABELS
 from handnet.experiments import losses as experiment
 from handnet.experiments.losses import LossExperiment, heatmap_figures, other_hand_figures, summary_table
 
@@ -70,14 +71,14 @@ def test_real_split_letterboxes_photos_and_maps_their_hands(tmp_path):
 def test_tiny_real_run_splits_the_folder_per_seed(tiny_synthetic, tmp_path):
     out = tmp_path / "real"
     rc = experiment.main(["--losses", "bce", "--regimes", "real", "--real-data", str(tiny_synthetic),
-                          "--real-labels", "open=positive,other=ignore", "--masks", "mask", "--seeds", "2",
+                          "--real-labels", DEFAULT_LABELS, "--masks", "mask", "--seeds", "2",
                           "--steps", "6", "--size", "32", "48", "--out", str(out)])
     assert rc == 0
     rows = json.loads((out / "results.json").read_text())
     assert [(r["regime"], r["seed"]) for r in rows] == [("real", 0), ("real", 1)]
     assert "| real | bce | mask |" in (out / "table.md").read_text()
     datasets = experiment.make_datasets(LossExperiment(regimes=["real"], real_data=[str(tiny_synthetic)], seeds=2,
-                                                       real_labels="open=positive,other=ignore"))
+                                                       real_labels=DEFAULT_LABELS))
     names = {seed: {s.path for s in datasets["real", seed]["val"].samples} for seed in (0, 1)}
     assert names[0] and names[0] != names[1]  # each seed validates on other files
     assert not names[0] & {s.path for s in datasets["real", 0]["train"].samples}

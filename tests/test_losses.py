@@ -102,12 +102,30 @@ def test_every_hand_term_adds_the_weighted_focal_loss_of_channels_2_and_3():
     hands_true, hands_pred = _batch(4)
     y_true = np.concatenate([heat_true, hands_true], -1)
     y_pred = np.concatenate([heat_pred, hands_pred], -1)
-    config = Config(loss="mse", aux_weight=0.5)
+    config = Config(loss="mse", aux_weight=0.5, negative_weight=0.0)
     loss, (heatmap_loss,) = training_loss(config)
     expected = reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
     np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
     np.testing.assert_allclose(float(heatmap_loss(tf.constant(y_true), tf.constant(y_pred))),
                                reference("mse", heat_true, heat_pred, config), rtol=1e-4)
-    plain, metrics = training_loss(Config(loss="mse", aux_weight=0.0))
+    plain, metrics = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=0.0))
     assert metrics == [] and float(plain(tf.constant(heat_true), tf.constant(heat_pred))) == pytest.approx(
         reference("mse", heat_true, heat_pred, config), rel=1e-4)
+
+
+def test_negatives_term_follows_the_every_hand_term_with_its_own_weight():
+    heat_true, heat_pred = _batch(3)
+    hands_true, hands_pred = _batch(4)
+    faces_true, faces_pred = _batch(5)
+    y_true = np.concatenate([heat_true, hands_true, faces_true], -1)
+    y_pred = np.concatenate([heat_pred, hands_pred, faces_pred], -1)
+    config = Config(loss="mse", aux_weight=0.5, negative_weight=2.0)
+    loss, _ = training_loss(config)
+    expected = (reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
+                + 2.0 * reference("focal", faces_true, faces_pred, config))
+    np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
+    # Without the every-hand head, the negatives take its place: channels 2-3 and y_pred channel 1.
+    alone, _ = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=2.0))
+    y_true, y_pred = np.concatenate([heat_true, faces_true], -1), np.concatenate([heat_pred, faces_pred], -1)
+    expected = reference("mse", heat_true, heat_pred, config) + 2.0 * reference("focal", faces_true, faces_pred, config)
+    np.testing.assert_allclose(float(alone(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)

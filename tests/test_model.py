@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from handnet.config import Config
-from handnet.model import VGG_LAYERS, build_model, describe_model, heatmap_only, with_every_hand_head
+from handnet.model import VGG_LAYERS, build_model, describe_model, heatmap_only, with_training_heads
 
 SEED_SHAPES = ("(240,426,64) (240,426,64) (120,213,64) (120,213,128) (120,213,128) (60,106,128) "
                "(60,106,512) (60,106,512) (60,106,512) (30,53,512) (30,53,1)")
@@ -56,15 +56,17 @@ def test_saved_model_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["fast", "seed"])
-def test_every_hand_head_trains_beside_the_heatmap_and_comes_off(preset, tmp_path):
+def test_training_heads_train_beside_the_heatmap_and_come_off(preset, tmp_path):
     model = build_model(Config(preset=preset, input_size=(32, 48)))
-    trained = with_every_hand_head(model)
+    trained = with_training_heads(model, every_hand=True, negatives=True)
     x = np.random.default_rng(2).uniform(0, 255, (1, 32, 48, 3)).astype(np.float32)
     both = keras.ops.convert_to_numpy(trained(x))
-    assert both.shape == (1, 4, 6, 2)
+    assert both.shape == (1, 4, 6, 3)
+    assert with_training_heads(model, every_hand=False, negatives=True).output.shape[-1] == 2
+    assert with_training_heads(model, every_hand=False) is model
     deployed = heatmap_only(trained)
     assert deployed.name == model.name and deployed.output.shape[-1] == 1
-    assert "every_hand" not in {layer.name for layer in deployed.layers}
+    assert not {"every_hand", "negatives"} & {layer.name for layer in deployed.layers}
     np.testing.assert_allclose(keras.ops.convert_to_numpy(deployed(x)), both[..., :1], atol=1e-6)
     assert heatmap_only(model) is model
     deployed.save(tmp_path / "m.keras")  # what train.py saves

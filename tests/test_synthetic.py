@@ -3,6 +3,7 @@ import json
 import numpy as np
 
 from handnet.annotations import load_samples
+from handnet.config import DEFAULT_LABELS
 from handnet.synthetic import PARALLEL_MIN, generate_dataset, generate_scene
 
 
@@ -32,16 +33,30 @@ def test_worker_processes_write_the_same_bytes(tmp_path):
 
 
 def test_scenes_cover_open_and_other_hands_near_and_far():
-    hands = [h for i in range(150) for h in generate_scene(0, i, (240, 320))[1]]
-    labels = {h["label"] for h in hands}
+    found = [h for i in range(150) for h in generate_scene(0, i, (240, 320))[1]]
+    hands = [h for h in found if h["label"] in ("open", "other")]
     radii = np.array([h["radius"] for h in hands])
-    assert labels == {"open", "other"}
+    assert {h["label"] for h in found} == {"open", "other", "face", "arm"}
     assert radii.min() < 8 and radii.max() > 60 and radii.max() <= 80
-    assert all(0 <= h["x"] <= 320 and 0 <= h["y"] <= 240 for h in hands)
+    assert all(0 <= h["x"] <= 320 and 0 <= h["y"] <= 240 for h in found)
+
+
+def test_distractors_are_annotated_where_no_hand_covers_them():
+    """Faces and arms are written down (label face or arm) unless a hand is drawn over their
+    centre; the hands come first, and the scene's pixels do not depend on the annotation."""
+    scenes = [generate_scene(0, i, (240, 320))[1] for i in range(150)]
+    assert sum(h["label"] in ("face", "arm") for s in scenes for h in s) > 100
+    for found in scenes:
+        labels = [h["label"] for h in found]
+        hands = [h for h in found if h["label"] in ("open", "other")]
+        assert labels[: len(hands)] == [h["label"] for h in hands]  # hands first
+        for d in found[len(hands):]:
+            assert d["label"] in ("face", "arm") and 3 < d["radius"] < 50
+            assert all(np.hypot(d["x"] - h["x"], d["y"] - h["y"]) > h["radius"] for h in hands)
 
 
 def test_written_in_native_format(tiny_synthetic):
-    samples = load_samples(tiny_synthetic, "open=positive,other=ignore")
+    samples = load_samples(tiny_synthetic, DEFAULT_LABELS)
     assert len(samples) == 24
     assert json.loads((tiny_synthetic / "hands.json").read_text())["generator"]["seed"] == 3
     assert all((s.width, s.height) == (96, 64) for s in samples)

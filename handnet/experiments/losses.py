@@ -36,7 +36,7 @@ import keras
 import numpy as np
 
 from handnet.annotations import DatasetError, Hand, Sample, load_samples, read_image, split_samples
-from handnet.config import Config, SavedConfig
+from handnet.config import DEFAULT_LABELS, Config, SavedConfig, parse_labels
 from handnet.evaluate import best_threshold
 from handnet.letterbox import Letterbox, apply_letterbox
 from handnet.losses import LOSSES, get_loss
@@ -98,13 +98,13 @@ class Split:
 def make_split(regime: str, count: int, size, seed: int, offset: int) -> Split:
     short = min(size)
     radii = tuple(f * short for f in REGIMES[regime])
+    roles = parse_labels(DEFAULT_LABELS)
     images, samples = [], []
     for index in range(offset, offset + count):
         image, hands = generate_scene(seed, index, size, radii)
         images.append(image.astype(np.float32))
         samples.append(Sample(f"{regime}-{index}", tuple(
-            Hand(h["x"], h["y"], h["radius"], h["label"], "positive" if h["label"] == "open" else "ignore")
-            for h in hands), size[1], size[0]))
+            Hand(h["x"], h["y"], h["radius"], h["label"], roles[h["label"]]) for h in hands), size[1], size[0]))
     return Split(np.stack(images), samples)
 
 
