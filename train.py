@@ -42,7 +42,7 @@ HELP = {
     "aux_weight": "weight of the focal loss on an auxiliary training head that lights up every annotated hand, "
                   "ignored ones included; the saved model leaves it out (0 = off; default 1.0)",
     "negative_weight": "weight of the focal loss on a training head that lights up annotated negatives (the "
-                       "synthetic set's faces and arms); the saved model leaves it out (0 = off, the default)",
+                       "synthetic set's faces and arms); the saved model leaves it out (0 = off; default 1.0)",
     "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
                "on the synthetic set)",
     "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",

@@ -87,8 +87,9 @@ def generate_scene(seed: int, index: int, size=(240, 320), radii=None) -> tuple[
         _draw_hand(rng, image, x, y, radius, pose)
         hands.append({"x": round(x, 2), "y": round(y, 2), "radius": round(radius, 2),
                       "label": "open" if pose == "open" else "other"})
-    visible = [d for d in distractors if all(math.hypot(d["x"] - h["x"], d["y"] - h["y"]) > h["radius"] for h in hands)]
-    return _finish(rng, image), hands + visible
+    uncovered = [d for d in distractors
+                 if all(math.hypot(d["x"] - h["x"], d["y"] - h["y"]) > h["radius"] for h in hands)]
+    return _finish(rng, image), hands + uncovered
 
 
 def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: int = 0, progress=True,
