@@ -187,6 +187,9 @@ def train(config: Config, resume: bool = False) -> dict:
     strategy = make_strategy(config.strategy)
     chief = is_chief()
     train_samples, distinct_train, val_samples, skipped = load_training_data(config, chief)
+    if config.negative_weight > 0 and not any(h.role == "negative" for s in distinct_train for h in s.hands):
+        print("no negatives among the training images: no negatives head (negative_weight 0)")
+        config.negative_weight = 0.0  # a head with nothing to learn would only tug at the features
     # Non-chief workers of a cluster train their share and write nothing.
     run = prepare_run_folder(config.out, resume=resume) if chief else Path(tempfile.mkdtemp(prefix="handnet-worker-"))
     if skipped:

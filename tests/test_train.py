@@ -35,6 +35,15 @@ def test_run_folder_holds_everything(tiny_run):
     assert info.mode == "int8" and info.input_size == (64, 96) and info.score_threshold == config["score_threshold"]
 
 
+def test_the_negatives_head_trains_only_where_negatives_are_annotated(tiny_run, tmp_path, native_dataset, capsys):
+    assert json.loads((tiny_run / "config.json").read_text())["negative_weight"] == 1.0  # faces and arms
+    out = tmp_path / "no-negatives"
+    assert train.main(["--data", str(native_dataset), "--out", str(out), "--val-fraction", "0", "--no-export",
+                       *TINY[:-4], "--epochs", "1"]) == 0
+    assert "no negatives among the training images" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["negative_weight"] == 0.0
+
+
 def test_no_export_skips_the_tflite(tmp_path, tiny_synthetic):
     out = tmp_path / "plain"
     assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
