@@ -26,6 +26,10 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DISTRACTORS_NEGATIVE = "face=negative,arm=negative"
 DEFAULT_LABELS = "open=positive,other=ignore," + DISTRACTORS_NEGATIVE
 
+# Training-only 1x1 heads beside the heatmap (handnet.model.with_training_heads), in the order of
+# their channels in y_true and y_pred, each with the Config field that weighs its loss (0 = off).
+TRAINING_HEADS = {"every_hand": "aux_weight", "negatives": "negative_weight"}
+
 # Output stride and default input (height, width) of each model preset; model.py builds them.
 PRESET_STRIDES = {"seed": 8, "fast": 8}
 PRESET_INPUT_SIZES = {"seed": (240, 426), "fast": (240, 320)}
@@ -146,7 +150,7 @@ class Config(SavedConfig):
             raise ValueError(f"input_size must be (height, width), got {self.input_size}")
         if self.crop_size and len(self.crop_size) != 2:
             raise ValueError(f"crop_size must be (height, width) or (), got {self.crop_size}")
-        for name in ("aux_weight", "negative_weight"):
+        for name in TRAINING_HEADS.values():
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (off) or more, got {getattr(self, name)}")
         if not 0 <= self.focus_crops <= 1:
@@ -164,6 +168,13 @@ class Config(SavedConfig):
         if not self.crop_size:
             return self.input_size
         return min(self.crop_size[0], self.input_size[0]), min(self.crop_size[1], self.input_size[1])
+
+    @property
+    def training_heads(self) -> tuple[tuple[str, float], ...]:
+        """(name, loss weight) of each training head this config trains, in channel order; the
+        one place that decides which heads exist (targets, model and loss all follow it)."""
+        return tuple((name, getattr(self, field)) for name, field in TRAINING_HEADS.items()
+                     if getattr(self, field) > 0)
 
     @property
     def stride(self) -> int:

@@ -2,8 +2,8 @@
 
 Every loss takes y_true: (B, H, W, 2) float32, channel 0 the target in [0, 1], channel 1 the
 weight in {0, 1} (0 around ignore hands), and y_pred: (B, H, W, 1) float32 in [0, 1]. A pixel of
-weight 0 contributes nothing and receives exactly zero gradient. training_loss adds the
-auxiliary every-hand head's term (Config.aux_weight) for the 4-channel y_true it trains on.
+weight 0 contributes nothing and receives exactly zero gradient. training_loss adds a focal term
+for each training head (Config.training_heads) for the wider y_true they train on.
 
 Each loss reduces over the whole batch itself and returns a scalar, because its paper normalises
 by a batch-wide count (weighted pixels, or positive peaks for the focal loss) that Keras' own
@@ -143,7 +143,7 @@ def heatmap_part(loss):
 def training_loss(config: Config):
     """(loss, metrics) that training compiles: get_loss alone, or with the training heads' terms."""
     loss = get_loss(config)
-    head_weights = [w for w in (config.aux_weight, config.negative_weight) if w > 0]
+    head_weights = [weight for _, weight in config.training_heads]
     if head_weights:
         return with_training_heads(loss, head_weights), [heatmap_part(loss)]
     return loss, []

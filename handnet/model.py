@@ -24,7 +24,7 @@ import os
 
 import keras
 
-from handnet.config import PRESET_STRIDES, Config
+from handnet.config import PRESET_STRIDES, TRAINING_HEADS, Config
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' caffe-style VGG preprocessing
 VGG_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
@@ -96,21 +96,20 @@ def _heatmap_layer(k, name="heatmap"):
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
-# Training-only 1x1 heads on the heatmap's features, in y_pred's channel order after the heatmap.
-TRAINING_HEADS = ("every_hand", "negatives")
-
-
-def with_training_heads(model: keras.Model, every_hand: bool = True, negatives: bool = False) -> keras.Model:
-    """The network as it trains: beside the heatmap, a 1x1 head that lights up every annotated
-    hand, open or not (Config.aux_weight > 0), and one that lights up annotated negatives such as
-    faces and arms (Config.negative_weight > 0). Outputs (B, H', W', 1 + heads), the heatmap
-    first. The heads share every other layer; heatmap_only takes them off again."""
-    features = model.get_layer("heatmap").input
-    heads = [_heatmap_layer(keras, name)(features)
-             for name, wanted in zip(TRAINING_HEADS, (every_hand, negatives)) if wanted]
+def with_training_heads(model: keras.Model, heads) -> keras.Model:
+    """The network as it trains: beside the heatmap, a 1x1 head on the heatmap's features for each
+    name in `heads` (Config.training_heads' names, in their order): `every_hand` lights up every
+    annotated hand, open or not; `negatives` lights up annotated negatives such as faces and arms.
+    Outputs (B, H', W', 1 + heads), the heatmap first. The heads share every other layer;
+    heatmap_only takes them off again."""
+    unknown = set(heads) - set(TRAINING_HEADS)
+    if unknown:
+        raise ValueError(f"unknown training heads {sorted(unknown)} (choose from {', '.join(TRAINING_HEADS)})")
     if not heads:
         return model
-    stacked = keras.layers.Concatenate(name="heatmap_and_heads", dtype="float32")([model.output, *heads])
+    features = model.get_layer("heatmap").input
+    outputs = [_heatmap_layer(keras, name)(features) for name in heads]
+    stacked = keras.layers.Concatenate(name="heatmap_and_heads", dtype="float32")([model.output, *outputs])
     return keras.Model(model.input, stacked, name=model.name)
 
 

@@ -38,25 +38,27 @@ def config_targets(hands: np.ndarray, size_hw, config) -> tuple[np.ndarray, np.n
                           config.min_sigma, config.ignore_margin)
 
 
+# Which annotations each training head lights up, from their role codes; the rest is background.
+HEAD_SHOWS = {
+    "every_hand": lambda role: role != ROLE_CODES["negative"],  # every hand, open or not
+    "negatives": lambda role: role == ROLE_CODES["negative"],  # faces, arms: hands are background
+}
+
+
 def target_channels(config) -> int:
     """Channels of y_true: heatmap and weight, then a heatmap and weight per training head
-    (every hand when config.aux_weight > 0, negatives when config.negative_weight > 0)."""
-    return 2 + 2 * (config.aux_weight > 0) + 2 * (config.negative_weight > 0)
+    (Config.training_heads)."""
+    return 2 + 2 * len(config.training_heads)
 
 
 def training_targets(hands: np.ndarray, size_hw, config) -> np.ndarray:
     """y_true for a network input of size_hw: (Ho, Wo, target_channels(config)) float32."""
     hands = np.asarray(hands, np.float32).reshape(-1, 4)
-    role = hands[:, 3]
     channels = list(config_targets(hands, size_hw, config))
-    if config.aux_weight > 0:  # every hand, open or not; negatives stay background
-        every = hands[role != ROLE_CODES["negative"]].copy()
-        every[:, 3] = ROLE_CODES["positive"]
-        channels += config_targets(every, size_hw, config)
-    if config.negative_weight > 0:  # the negatives alone; hands are background here
-        negatives = hands[role == ROLE_CODES["negative"]].copy()
-        negatives[:, 3] = ROLE_CODES["positive"]
-        channels += config_targets(negatives, size_hw, config)
+    for name, _ in config.training_heads:
+        shown = hands[HEAD_SHOWS[name](hands[:, 3])].copy()
+        shown[:, 3] = ROLE_CODES["positive"]
+        channels += config_targets(shown, size_hw, config)
     return np.stack(channels, axis=-1)
 
 

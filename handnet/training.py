@@ -256,7 +256,7 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
         if config.init and checkpoint is None:
             load_init_weights(model, config.init)
             print(f"starting from the weights of {config.init}")
-        model = with_training_heads(model, every_hand=config.aux_weight > 0, negatives=config.negative_weight > 0)
+        model = with_training_heads(model, [name for name, _ in config.training_heads])
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
             warmup_steps=min(steps, steps * config.epochs // 10),

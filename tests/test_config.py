@@ -76,3 +76,14 @@ def test_a_config_saved_before_distractors_were_annotated_keeps_them_background(
     (tmp_path / "config.json").write_text(json.dumps(raw))
     assert parse_labels(Config.load(tmp_path / "config.json").labels)["face"] == "ignore"
     assert parse_labels(Config().labels) == {"open": "positive", "other": "ignore", "face": "negative", "arm": "negative"}
+
+
+def test_training_heads_follow_their_weights_in_channel_order():
+    """Targets, model and loss all read this one list, so a head can never be on in one and off
+    in another, nor change places between y_true and y_pred."""
+    from handnet.targets import HEAD_SHOWS
+
+    assert Config().training_heads == (("every_hand", 1.0), ("negatives", 1.0))
+    assert Config(aux_weight=0.0, negative_weight=2.5).training_heads == (("negatives", 2.5),)
+    assert Config(aux_weight=0.0, negative_weight=0.0).training_heads == ()
+    assert set(HEAD_SHOWS) == {name for name, _ in Config().training_heads}  # each head has its target

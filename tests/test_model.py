@@ -58,12 +58,14 @@ def test_saved_model_round_trip(tmp_path):
 @pytest.mark.parametrize("preset", ["fast", "seed"])
 def test_training_heads_train_beside_the_heatmap_and_come_off(preset, tmp_path):
     model = build_model(Config(preset=preset, input_size=(32, 48)))
-    trained = with_training_heads(model, every_hand=True, negatives=True)
+    trained = with_training_heads(model, ["every_hand", "negatives"])
     x = np.random.default_rng(2).uniform(0, 255, (1, 32, 48, 3)).astype(np.float32)
     both = keras.ops.convert_to_numpy(trained(x))
     assert both.shape == (1, 4, 6, 3)
-    assert with_training_heads(model, every_hand=False, negatives=True).output.shape[-1] == 2
-    assert with_training_heads(model, every_hand=False) is model
+    assert with_training_heads(model, ["negatives"]).output.shape[-1] == 2
+    assert with_training_heads(model, []) is model
+    with pytest.raises(ValueError, match="unknown training heads"):
+        with_training_heads(model, ["pose"])
     deployed = heatmap_only(trained)
     assert deployed.name == model.name and deployed.output.shape[-1] == 1
     assert not {"every_hand", "negatives"} & {layer.name for layer in deployed.layers}
