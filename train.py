@@ -43,6 +43,9 @@ HELP = {
                   "ignored ones included; the saved model leaves it out (0 = off; default 1.0)",
     "negative_weight": "weight of the focal loss on a training head that lights up annotated negatives (the "
                        "synthetic set's faces and arms); the saved model leaves it out (0 = off; default 1.0)",
+    "segment_weight": "weight of the loss on a training head that learns from label masks how much of each output "
+                      "cell shows hands to find, ignored hands and negatives (the synthetic set writes masks; "
+                      "datasets/README.md); the saved model leaves it out (0 = off; default 1.0)",
     "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
                "on the synthetic set)",
     "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",

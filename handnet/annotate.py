@@ -59,6 +59,8 @@ class Annotator:
         self.path = self.root / NATIVE_FILE
         self.doc = self._load_doc()
         self.entries: dict[str, list[dict]] = {e["file"]: e["hands"] for e in self.doc["images"]}
+        # What else an entry holds (a label mask, width, height) is kept as it was.
+        self.extra = {e["file"]: {k: v for k, v in e.items() if k not in ("file", "hands")} for e in self.doc["images"]}
         self.files = self._image_list(files)
         self.labels = list(labels or self.doc.get("labels") or DEFAULT_LABELS)
         for hands in self.entries.values():
@@ -90,8 +92,10 @@ class Annotator:
         return doc
 
     def _image_list(self, files) -> list[str]:
-        on_disk = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
-                         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        masks = {str(extra["mask"]) for extra in self.extra.values() if "mask" in extra}  # not frames
+        on_disk = sorted(name for p in self.root.rglob("*")
+                         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                         and (name := p.relative_to(self.root).as_posix()) not in masks)
         if files is None:
             return on_disk
         wanted, root = [], self.root.resolve()
@@ -107,7 +111,7 @@ class Annotator:
     def save(self) -> None:
         """Rewrite hands.json atomically: every annotated frame, in file order."""
         self.doc["labels"] = self.labels
-        self.doc["images"] = [{"file": f, "hands": self.entries[f]} for f in sorted(self.entries)]
+        self.doc["images"] = [{"file": f, **self.extra.get(f, {}), "hands": self.entries[f]} for f in sorted(self.entries)]
         write_text_atomic(self.path, json.dumps(self.doc, indent=1) + "\n")
 
     # -- navigation -------------------------------------------------------------------------

@@ -48,6 +48,11 @@ class Sample:
     hands: tuple[Hand, ...]
     width: int = 0
     height: int = 0
+    # Optional label mask (native format only): an image-sized single-channel PNG whose value v > 0
+    # marks pixels that show mask_labels[v - 1], 0 the background; mask_roles maps them as hands are.
+    mask: str = ""
+    mask_labels: tuple[str, ...] = ()
+    mask_roles: tuple[str, ...] = ()
 
 
 def box_to_hand(x0: float, y0: float, x1: float, y1: float, label: str) -> Hand:
@@ -123,17 +128,18 @@ def detect_format(root: Path) -> str:
 
 
 def _assign_roles(sample: Sample, mapping: dict[str, str], root: Path) -> Sample:
-    hands = []
-    for hand in sample.hands:
-        role = mapping.get(hand.label, mapping.get("*"))
+    def role_of(label: str) -> str:
+        role = mapping.get(label, mapping.get("*"))
         if role is None:
             known = ", ".join(sorted(mapping))
             raise DatasetError(
-                f"{sample.path}: unknown label '{hand.label}' (mapped: {known}); "
-                f"add it to --labels, e.g. --labels {hand.label}=ignore or '*=ignore'"
+                f"{sample.path}: unknown label '{label}' (mapped: {known}); "
+                f"add it to --labels, e.g. --labels {label}=ignore or '*=ignore'"
             )
-        hands.append(dataclasses.replace(hand, role=role))
-    return dataclasses.replace(sample, hands=tuple(hands))
+        return role
+
+    hands = tuple(dataclasses.replace(hand, role=role_of(hand.label)) for hand in sample.hands)
+    return dataclasses.replace(sample, hands=hands, mask_roles=tuple(map(role_of, sample.mask_labels)))
 
 
 def read_native(root: Path, problems=None) -> list[Sample]:
@@ -146,6 +152,10 @@ def read_native(root: Path, problems=None) -> list[Sample]:
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
         _collect(problems, DatasetError(f"{path}: not a handnet annotation file ({type(err).__name__}: {err})"))
         return []
+    mask_labels = doc.get("mask_labels", [])
+    if not isinstance(mask_labels, list) or not all(isinstance(label, str) for label in mask_labels):
+        _collect(problems, DatasetError(f"{path}: 'mask_labels' must be a list of label names"))
+        return []
     samples, seen = [], set()
     for number, entry in enumerate(entries):
         try:
@@ -154,6 +164,7 @@ def read_native(root: Path, problems=None) -> list[Sample]:
                 for h in entry.get("hands", [])
             )
             file = str(entry["file"])
+            mask = str(entry.get("mask", ""))
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             _collect(problems, DatasetError(f"{path}: image entry {number} is not "
                                             f"{{file, hands: [{{x, y, radius, label}}]}} ({type(err).__name__}: {err})"))
@@ -161,8 +172,12 @@ def read_native(root: Path, problems=None) -> list[Sample]:
         if file in seen:
             _collect(problems, DatasetError(f"{root / file}: listed twice in {path}"))
             continue
+        if mask and not mask_labels:
+            _collect(problems, DatasetError(f"{root / mask}: a mask, but {path} has no 'mask_labels' to read it by"))
+            continue
         seen.add(file)
-        samples.append(Sample(str(root / file), hands))
+        samples.append(Sample(str(root / file), hands, mask=str(root / mask) if mask else "",
+                              mask_labels=tuple(mask_labels) if mask else ()))
     return samples
 
 
@@ -310,11 +325,26 @@ READERS = {"native": read_native, "voc": read_voc, "yolo": read_yolo, "coco": re
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """(H, W, 3) uint8 BGR. Raises DatasetError for a missing, unreadable or truncated file."""
-    path = Path(path)
+    return _decode(Path(path), cv2.IMREAD_COLOR)
+
+
+def read_mask(sample: Sample) -> np.ndarray:
+    """The sample's label mask: (H, W) uint8, values 0 .. len(mask_labels). Raises DatasetError
+    for a missing, unreadable or truncated file, more than one channel, or an unlisted value."""
+    mask = _decode(Path(sample.mask), cv2.IMREAD_UNCHANGED, "mask")
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise DatasetError(f"{sample.mask}: a mask must be a single-channel 8-bit image, got shape "
+                           f"{mask.shape} of {mask.dtype}")
+    if mask.max() > len(sample.mask_labels):
+        raise DatasetError(f"{sample.mask}: mask value {mask.max()} but only {len(sample.mask_labels)} mask_labels")
+    return mask
+
+
+def _decode(path: Path, flags: int, what: str = "image") -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise DatasetError(f"{path}: cannot read image ({err.strerror})") from None
+        raise DatasetError(f"{path}: cannot read {what} ({err.strerror})") from None
     if not data:
         raise DatasetError(f"{path}: empty file")
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
@@ -322,9 +352,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
         raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
-        raise DatasetError(f"{path}: unreadable image (not a format OpenCV can decode)")
+        raise DatasetError(f"{path}: unreadable {what} (not a format OpenCV can decode)")
     return image
 
 
@@ -340,6 +370,9 @@ def validate_sample(sample: Sample) -> Sample:
     problems = hand_problems(sample, height, width)
     if problems:
         raise problems[0]
+    mask_hw = read_mask(sample).shape if sample.mask else (height, width)
+    if mask_hw != (height, width):
+        raise DatasetError(f"{sample.mask}: mask is {mask_hw[1]}x{mask_hw[0]}, its image {width}x{height}")
     return dataclasses.replace(sample, width=width, height=height)
 
 

@@ -27,8 +27,10 @@ DISTRACTORS_NEGATIVE = "face=negative,arm=negative"
 DEFAULT_LABELS = "open=positive,other=ignore," + DISTRACTORS_NEGATIVE
 
 # Training-only 1x1 heads beside the heatmap (handnet.model.with_training_heads), in the order of
-# their channels in y_true and y_pred, each with the Config field that weighs its loss (0 = off).
-TRAINING_HEADS = {"every_hand": "aux_weight", "negatives": "negative_weight"}
+# their channels in y_true and y_pred, each with the Config field that weighs its loss (0 = off)
+# and its number of output channels (in y_true, each head adds a weight channel after them).
+TRAINING_HEADS = {"every_hand": "aux_weight", "negatives": "negative_weight", "segment": "segment_weight"}
+HEAD_OUTPUTS = {"every_hand": 1, "negatives": 1, "segment": len(ROLES)}
 
 # Output stride and default input (height, width) of each model preset; model.py builds them.
 PRESET_STRIDES = {"seed": 8, "fast": 8}
@@ -61,6 +63,7 @@ UNSAVED_BEFORE = {
     "precision": "float32",  # before `precision`, float32 unless mixed_precision (2026-11-24)
     "flip": False,  # no flips without augment (2026-11-24)
     "negative_weight": 0.0,  # no negatives head (2026-11-25)
+    "segment_weight": 0.0,  # no segmentation head (2026-11-25)
 }
 
 
@@ -101,6 +104,11 @@ class Config(SavedConfig):
     # the false alarms are: +0.6 and +0.8 points of F1 in the default run on two seeds
     # (docs/default-run.md).
     negative_weight: float = 1.0  # 0 = no negatives head
+    # Training only: weight of a loss on a fourth head that learns, per output cell, how much of it
+    # shows things of each role (positive, ignore, negative) from the images' label masks (the
+    # synthetic set writes them; datasets/README.md). Dropped from the saved model; images without
+    # a mask do not train it. (docs/default-run.md)
+    segment_weight: float = 1.0  # 0 = no segmentation head
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
@@ -170,10 +178,11 @@ class Config(SavedConfig):
         return min(self.crop_size[0], self.input_size[0]), min(self.crop_size[1], self.input_size[1])
 
     @property
-    def training_heads(self) -> tuple[tuple[str, float], ...]:
-        """(name, loss weight) of each training head this config trains, in channel order; the
-        one place that decides which heads exist (targets, model and loss all follow it)."""
-        return tuple((name, getattr(self, field)) for name, field in TRAINING_HEADS.items()
+    def training_heads(self) -> tuple[tuple[str, float, int], ...]:
+        """(name, loss weight, output channels) of each training head this config trains, in
+        channel order; the one place that decides which heads exist (targets, model and loss all
+        follow it)."""
+        return tuple((name, getattr(self, field), HEAD_OUTPUTS[name]) for name, field in TRAINING_HEADS.items()
                      if getattr(self, field) > 0)
 
     @property

@@ -6,7 +6,8 @@ Images stream from disk one at a time (memory does not grow with the dataset). E
 - image: (H, W, 3) float32 BGR in [0, 255], the model input (the model normalises it itself);
 - y_true: (H/s, W/s, 2) float32, channel 0 the heatmap target in [0, 1], channel 1 the per-pixel
   loss weight in {0, 1} (packed together because Keras passes losses one y_true); then a target
-  and weight for each training head (handnet.targets.training_targets).
+  and weight for each training head (handnet.targets.training_targets; the segment head has one
+  per role, then a weight).
 
 Augmentation draws from a generator seeded by (seed, draw number), so a run is repeatable.
 """
@@ -22,7 +23,9 @@ import tensorflow as tf
 from handnet.annotations import Sample, read_image
 from handnet.config import Config
 from handnet.letterbox import PAD_VALUE
-from handnet.targets import ROLE_CODES, hands_array, letterboxed_input, target_channels, training_targets
+from handnet.targets import (
+    ROLE_CODES, hands_array, letterboxed_input, letterboxed_roles, role_image, target_channels, training_targets,
+)
 
 # tf.data already runs loads in parallel; OpenCV threads on top only oversubscribe the cores.
 cv2.setNumThreads(1)
@@ -90,12 +93,16 @@ def jitter_colours(rng, image: np.ndarray) -> np.ndarray:
 def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, np.ndarray]:
     """One (image, y_true) pair as documented above. With rng, a training example: an augmented
     crop of config.train_size when config.augment, else the letterboxed input mirrored at random
-    when config.flip. With rng=None, the whole letterboxed input, unaugmented."""
+    when config.flip. With rng=None, the whole letterboxed input, unaugmented. The sample's label
+    mask, where it has one and the segment head trains, goes through the same geometry."""
+    segment = sample.mask and config.segment_weight > 0
     if rng is None or not config.augment:
         image, hands = letterboxed_input(sample, config)
+        roles = letterboxed_roles(sample, config) if segment else None
         if rng is not None and config.flip and rng.random() < 0.5:
             image, hands = mirror(image, hands)
-        return image.astype(np.float32), training_targets(hands, config.input_size, config)
+            roles = None if roles is None else np.ascontiguousarray(roles[:, ::-1])
+        return image.astype(np.float32), training_targets(hands, config.input_size, config, roles)
     frame = read_image(sample.path)
     hands = hands_array(sample)
     # Hand-centred crops: a random crop holds a positive hand only now and then, and those
@@ -107,7 +114,8 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     size = config.train_size
     matrix = random_affine(rng, frame.shape[:2], config.input_size, size, focus=focus)
     image = jitter_colours(rng, warp(frame, matrix, size))
-    return image, training_targets(transform_hands(hands, matrix), size, config)
+    roles = warp(role_image(sample), matrix, size) if segment else None
+    return image, training_targets(transform_hands(hands, matrix), size, config, roles)
 
 
 def mirror(image: np.ndarray, hands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from handnet.annotations import (
-    IMAGE_SUFFIXES, NATIVE_FILE, DatasetError, Hand, Sample, hand_problems, read_dataset, read_image,
+    IMAGE_SUFFIXES, NATIVE_FILE, DatasetError, Hand, Sample, hand_problems, read_dataset, read_image, read_mask,
     yolo_label_path,
 )
 from handnet.config import DEFAULT_LABELS, parse_labels
@@ -62,9 +63,15 @@ def check(root: str | os.PathLike, labels: str | None = None) -> tuple[list[Samp
         if mapping is not None and "*" not in mapping:
             found += [DatasetError(f"{sample.path}: label '{h.label}' is not in --labels {labels}")
                       for h in sample.hands if h.label not in mapping]
+        if sample.mask and not found:
+            try:
+                if read_mask(sample).shape != image.shape[:2]:
+                    found.append(DatasetError(f"{sample.mask}: mask is not the size of its image {sample.path}"))
+            except DatasetError as err:
+                found.append(err)
         problems += found
         if not found:
-            good.append(Sample(sample.path, sample.hands, image.shape[1], image.shape[0]))
+            good.append(dataclasses.replace(sample, width=image.shape[1], height=image.shape[0]))
     if not samples and not problems:
         problems.append(DatasetError(f"{root}: no annotated images in this dataset"))
     return good, problems
@@ -75,7 +82,7 @@ def unannotated_images(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not (root / NATIVE_FILE).is_file():
         return []
-    listed = {Path(s.path).resolve() for s in read_dataset(root, problems=[])}
+    listed = {Path(p).resolve() for s in read_dataset(root, problems=[]) for p in (s.path, s.mask) if p}
     return [p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.resolve() not in listed]
 
 
@@ -234,7 +241,14 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, to: str) -> list[Sam
     for sample, rel in zip(samples, rel_paths):
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(sample.path, tmp / rel)
-    WRITERS[to](tmp, samples, rel_paths, labels)
+    # Label masks go along to a native folder; the other formats have no place for them.
+    masks = [Path(os.path.relpath(s.mask, src)) if s.mask and to == "native" else None for s in samples]
+    for sample, rel in zip(samples, masks):
+        if rel is not None:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sample.mask, tmp / rel)
+    written = [dataclasses.replace(s, mask=rel.as_posix() if rel else "") for s, rel in zip(samples, masks)]
+    WRITERS[to](tmp, written, rel_paths, labels)
     if dst.exists():
         dst.rmdir()
     os.replace(tmp, dst)
@@ -253,9 +267,14 @@ def _label_order(src: Path, samples: list[Sample]) -> list[str]:
 
 
 def write_native(root: Path, samples: list[Sample], rel_paths: list[Path], labels: list[str]) -> None:
-    images = [{"file": rel.as_posix(), "width": s.width, "height": s.height,
+    """hands.json for samples whose images convert copied under rel_paths (and their label masks
+    under sample.mask, relative to root)."""
+    images = [{"file": rel.as_posix(), "width": s.width, "height": s.height, **({"mask": s.mask} if s.mask else {}),
                "hands": [_native_hand(h) for h in s.hands]} for s, rel in zip(samples, rel_paths)]
     doc = {"format": "handnet", "version": 1, "labels": labels, "images": images}
+    mask_labels = next((s.mask_labels for s in samples if s.mask), ())
+    if mask_labels:
+        doc["mask_labels"] = list(mask_labels)
     (root / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
 
 

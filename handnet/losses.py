@@ -115,16 +115,34 @@ def get_loss(config: Config):
     return factories[config.loss]()
 
 
-def with_training_heads(loss, head_weights: list[float]):
+def coverage_bce(y_true, y_pred):
+    """The segment head's loss: binary cross-entropy of each predicted share against the cell's
+    share of each role, summed over cells and roles, divided by the summed target shares (a
+    batch's amount of annotated stuff, as the focal loss divides by its hands), floor 1.
+    y_true: (B, H, W, K + 1), the K shares then a weight (0 for images without a mask);
+    y_pred: (B, H, W, K)."""
+    target, weight = y_true[..., :-1], y_true[..., -1:]
+    pred = ops.clip(ops.cast(y_pred, "float32"), EPS, 1 - EPS)
+    values = -(target * ops.log(pred) + (1 - target) * ops.log(1 - pred))
+    return ops.sum(values * weight) / ops.maximum(ops.sum(target * weight), 1.0)
+
+
+def with_training_heads(loss, heads):
     """The loss of a network with training heads (handnet.model.with_training_heads): `loss` on
-    the heatmap (y_true channels 0-1, y_pred channel 0) plus, for head i, head_weights[i] times
-    the focal loss on its heatmap (y_true channels 2i+2 and 2i+3, y_pred channel i+1)."""
-    heatmap, head = heatmap_part(loss), focal()
+    the heatmap (y_true channels 0-1, y_pred channel 0) plus each head's loss times its weight.
+    heads: Config.training_heads, (name, weight, outputs) in channel order; each head takes its
+    `outputs` channels of y_pred, and those plus a weight channel of y_true, after the previous
+    ones. Heatmap heads learn with the focal loss, the segment head with coverage_bce."""
+    heatmap, head_focal = heatmap_part(loss), focal()
 
     def heatmap_and_heads(y_true, y_pred):
         total = heatmap(y_true, y_pred)
-        for i, weight in enumerate(head_weights):
-            total = total + weight * head(y_true[..., 2 * i + 2 : 2 * i + 4], y_pred[..., i + 1 : i + 2])
+        true_at, pred_at = 2, 1
+        for name, weight, outputs in heads:
+            head_loss = coverage_bce if name == "segment" else head_focal
+            total = total + weight * head_loss(y_true[..., true_at : true_at + outputs + 1],
+                                               y_pred[..., pred_at : pred_at + outputs])
+            true_at, pred_at = true_at + outputs + 1, pred_at + outputs
         return total
 
     return heatmap_and_heads
@@ -143,7 +161,6 @@ def heatmap_part(loss):
 def training_loss(config: Config):
     """(loss, metrics) that training compiles: get_loss alone, or with the training heads' terms."""
     loss = get_loss(config)
-    head_weights = [weight for _, weight in config.training_heads]
-    if head_weights:
-        return with_training_heads(loss, head_weights), [heatmap_part(loss)]
+    if config.training_heads:
+        return with_training_heads(loss, config.training_heads), [heatmap_part(loss)]
     return loss, []

@@ -24,7 +24,7 @@ import os
 
 import keras
 
-from handnet.config import PRESET_STRIDES, TRAINING_HEADS, Config
+from handnet.config import HEAD_OUTPUTS, PRESET_STRIDES, TRAINING_HEADS, Config
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' caffe-style VGG preprocessing
 VGG_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
@@ -90,25 +90,26 @@ def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
     return k.Model(image, heatmap, name="handnet_fast")
 
 
-def _heatmap_layer(k, name="heatmap"):
+def _heatmap_layer(k, name="heatmap", channels=1):
     # float32 even under mixed precision: a float16 sigmoid rounds small scores to zero.
-    return k.layers.Conv2D(1, 1, activation="sigmoid", name=name, dtype="float32",
+    return k.layers.Conv2D(channels, 1, activation="sigmoid", name=name, dtype="float32",
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
 def with_training_heads(model: keras.Model, heads) -> keras.Model:
     """The network as it trains: beside the heatmap, a 1x1 head on the heatmap's features for each
     name in `heads` (Config.training_heads' names, in their order): `every_hand` lights up every
-    annotated hand, open or not; `negatives` lights up annotated negatives such as faces and arms.
-    Outputs (B, H', W', 1 + heads), the heatmap first. The heads share every other layer;
-    heatmap_only takes them off again."""
+    annotated hand, open or not; `negatives` lights up annotated negatives such as faces and arms;
+    `segment` gives, per role, the share of each cell that shows things of that role.
+    Outputs (B, H', W', 1 + the heads' HEAD_OUTPUTS), the heatmap first. The heads share every
+    other layer; heatmap_only takes them off again."""
     unknown = set(heads) - set(TRAINING_HEADS)
     if unknown:
         raise ValueError(f"unknown training heads {sorted(unknown)} (choose from {', '.join(TRAINING_HEADS)})")
     if not heads:
         return model
     features = model.get_layer("heatmap").input
-    outputs = [_heatmap_layer(keras, name)(features) for name in heads]
+    outputs = [_heatmap_layer(keras, name, HEAD_OUTPUTS[name])(features) for name in heads]
     stacked = keras.layers.Concatenate(name="heatmap_and_heads", dtype="float32")([model.output, *outputs])
     return keras.Model(model.input, stacked, name=model.name)
 

@@ -101,8 +101,8 @@ def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: i
     if epochs < 1:
         raise ValueError(f"--qat-epochs must be at least 1, got {epochs}")
     # Whole inputs: the quantized network is built at its deployment size.
-    tune = dataclasses.replace(config, crop_size=(), focus_crops=0.0, aux_weight=0.0,
-                               negative_weight=0.0)  # the deployed network
+    tune = dataclasses.replace(config, crop_size=(), focus_crops=0.0, aux_weight=0.0, negative_weight=0.0,
+                               segment_weight=0.0)  # the deployed network
     samples = load_samples(tune.data, tune.labels)
     train_samples, _ = split_samples(samples, tune.val_fraction, tune.group_size, tune.seed)
     train_samples = train_samples or samples

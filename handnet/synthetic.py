@@ -8,7 +8,8 @@ distractors and procedural hands: open and facing (label `open`), or fists, side
 hidden hands (label `other`), from about 6 px to a third of the frame in radius. The distractors
 are written down too, as `face` and `arm` (Config's default labels make them `negative`: background
 to the heatmap, and what a training head learns to point at, handnet.model.with_training_heads).
-Lighting, blur, noise and JPEG compression finish it. A scene depends only on (seed, index), so a
+Each scene's label mask (masks/NNNNNN.png) marks the pixels each hand, face and arm shows, for the
+segment training head. Lighting, blur, noise and JPEG compression finish it. A scene depends only on (seed, index), so a
 dataset is the same bytes wherever it is generated.
 """
 
@@ -43,9 +44,11 @@ SKIN_TONES = np.array(
 )
 POSES = ("open", "open", "open", "fist", "side", "partial")
 DISTRACTOR_LABELS = ("face", "arm")
+MASK_LABELS = ("open", "other", *DISTRACTOR_LABELS)  # hands.json's mask_labels: mask value v is MASK_LABELS[v - 1]
+MASK_FOLDER = "masks"
 SUPERSAMPLE = 4
 # Bump whenever scenes change, so that train.py regenerates a stale default dataset.
-GENERATOR_VERSION = 6  # 6: faces and arms annotated (the images did not change)
+GENERATOR_VERSION = 7  # 6: faces and arms annotated; 7: label masks written (the images did not change)
 PARALLEL_MIN = 256  # scenes; fewer are drawn in this process (starting workers costs a second)
 
 
@@ -63,18 +66,21 @@ def load_backgrounds() -> tuple[np.ndarray, ...]:
     return tuple(images)
 
 
-def generate_scene(seed: int, index: int, size=(240, 320), radii=None) -> tuple[np.ndarray, list[dict]]:
+def generate_scene(seed: int, index: int, size=(240, 320), radii=None, with_mask: bool = False):
     """One scene: ((H, W, 3) uint8 BGR, [{"x", "y", "radius", "label"}, ...]): the hands (label
     `open` or `other`), then the distractors a hand does not cover (label `face` or `arm`; radius
     about half the face's height, or 0.4 of the arm's length). radii: (min, max) hand radius in
-    pixels, drawn log-uniformly; default 6 px to a third of the shorter side."""
+    pixels, drawn log-uniformly; default 6 px to a third of the shorter side. with_mask: return
+    also the (H, W) uint8 mask of what each pixel shows: 0 the background, v the v-th of
+    MASK_LABELS (a hand's visible pixels, a face's or an arm's, whether annotated or covered)."""
     rng = np.random.default_rng([seed, index])
     height, width = size
     image = _background(rng, height, width)
+    mask = np.zeros((height, width), np.uint8)
     short = min(height, width)
     hands = []
     # Distractors first, so hands may cover them as they would cover a face.
-    distractors = [_draw_distractor(rng, image, short) for _ in range(rng.choice([0, 1, 1, 2, 2, 3]))]
+    distractors = [_draw_distractor(rng, image, short, mask) for _ in range(rng.choice([0, 1, 1, 2, 2, 3]))]
     count = rng.choice([0, 1, 2, 2, 3, 3, 4, 5])
     for _ in range(50):
         if len(hands) == count:
@@ -84,12 +90,13 @@ def generate_scene(seed: int, index: int, size=(240, 320), radii=None) -> tuple[
         if any(math.hypot(x - h["x"], y - h["y"]) < 0.9 * (radius + h["radius"]) for h in hands):
             continue
         pose = POSES[rng.integers(len(POSES))]
-        _draw_hand(rng, image, x, y, radius, pose)
-        hands.append({"x": round(x, 2), "y": round(y, 2), "radius": round(radius, 2),
-                      "label": "open" if pose == "open" else "other"})
+        label = "open" if pose == "open" else "other"
+        _draw_hand(rng, image, x, y, radius, pose, mask, MASK_LABELS.index(label) + 1)
+        hands.append({"x": round(x, 2), "y": round(y, 2), "radius": round(radius, 2), "label": label})
     uncovered = [d for d in distractors
                  if all(math.hypot(d["x"] - h["x"], d["y"] - h["y"]) > h["radius"] for h in hands)]
-    return _finish(rng, image), hands + uncovered
+    image = _finish(rng, image)
+    return (image, hands + uncovered, mask) if with_mask else (image, hands + uncovered)
 
 
 def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: int = 0, progress=True,
@@ -100,7 +107,7 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
     out = Path(out)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    (tmp / MASK_FOLDER).mkdir(parents=True)
     jobs = [(str(tmp), seed, index, tuple(size)) for index in range(count)]
     workers = 1 if count < PARALLEL_MIN else (workers or os.cpu_count() or 1)
     pool = None
@@ -121,6 +128,7 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
         if pool is not None:
             pool.terminate()
     doc = {"format": "handnet", "version": 1, "labels": ["open", "other", *DISTRACTOR_LABELS],
+           "mask_labels": list(MASK_LABELS),
            "generator": {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": seed, "count": count, "size": list(size)},
            "images": entries}
     (tmp / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
@@ -131,13 +139,15 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
 
 
 def _write_scene(job) -> dict:
-    """One scene of generate_dataset, written as JPEG; returns its hands.json entry."""
+    """One scene of generate_dataset, written as JPEG with its label mask as PNG; returns its
+    hands.json entry."""
     folder, seed, index, size = job
-    image, hands = generate_scene(seed, index, size)
-    name = f"{index:06d}.jpg"
+    image, hands, mask = generate_scene(seed, index, size, with_mask=True)
+    name, mask_name = f"{index:06d}.jpg", f"{MASK_FOLDER}/{index:06d}.png"
     quality = 70 + (index * 7919 + seed) % 26
     cv2.imwrite(os.path.join(folder, name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return {"file": name, "width": size[1], "height": size[0], "hands": hands}
+    cv2.imwrite(os.path.join(folder, mask_name), mask)
+    return {"file": name, "mask": mask_name, "width": size[1], "height": size[0], "hands": hands}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +278,7 @@ def _stamp(rng, image, x, y, radius, tone, draw_shape, darken=None):
 
     draw_shape(canvas, point, scale) paints 255 into a uint8 mask; point(u, v) maps hand units
     (radius = 1, y down) to patch pixels. darken, drawn the same way, marks creases and gaps.
+    Returns (the shape's coverage of the patch in [0, 1], the patch's top-left x, y in image).
     """
     half = int(math.ceil(1.6 * radius)) + 2
     k = SUPERSAMPLE
@@ -297,7 +308,20 @@ def _stamp(rng, image, x, y, radius, tone, draw_shape, darken=None):
         darken(lines, point, scale)
         lines = cv2.resize(lines, (2 * half, 2 * half), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         colour *= 1 - 0.35 * lines[..., None]
-    _composite(image, mask, colour, int(round(x)) - half, int(round(y)) - half)
+    x0, y0 = int(round(x)) - half, int(round(y)) - half
+    _composite(image, mask, colour, x0, y0)
+    return mask, x0, y0
+
+
+def _label(mask, stamped, value):
+    """Mark in the scene's label mask the pixels a _stamp result covers at least half."""
+    coverage, x0, y0 = stamped
+    H, W = mask.shape
+    h, w = coverage.shape
+    ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
+    if ax0 < ax1 and ay0 < ay1:
+        inside = coverage[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] >= 0.5
+        mask[ay0:ay1, ax0:ax1][inside] = value
 
 
 def _capsule(canvas, p0, p1, width, value=255):
@@ -308,7 +332,8 @@ def _ellipse(canvas, centre, axes_px, angle_deg=0, value=255):
     cv2.ellipse(canvas, centre, axes_px, angle_deg, 0, 360, value, -1, cv2.LINE_AA, shift=4)
 
 
-def _draw_hand(rng, image, x, y, radius, pose):
+def _draw_hand(rng, image, x, y, radius, pose, mask, value):
+    """Draw a hand of `pose` and mark its visible pixels `value` in the label mask."""
     tone = _skin(rng)
     spread = rng.uniform(0.6, 1.3)
     lengths = np.array([0.5, 0.62, 0.58, 0.46]) * rng.uniform(0.9, 1.1, 4)
@@ -338,9 +363,9 @@ def _draw_hand(rng, image, x, y, radius, pose):
                 _capsule(canvas, point(base, -0.22), point(base, -0.32), scale(0.03))
             _capsule(canvas, point(-0.25, 0.0), point(0.2, -0.05), scale(0.025))
 
-        _stamp(rng, image, x, y, radius, tone, shape, creases)
+        _label(mask, _stamp(rng, image, x, y, radius, tone, shape, creases), value)
         if pose == "partial":
-            _occlude(rng, image, x, y, radius)
+            _occlude(rng, image, x, y, radius, mask)
     elif pose == "fist":
         def shape(canvas, point, scale):
             palm(canvas, point, scale, wide=0.42, tall=0.4)
@@ -352,18 +377,19 @@ def _draw_hand(rng, image, x, y, radius, pose):
             for base in bases[:-1]:
                 _capsule(canvas, point(base + 0.09, -0.38), point(base + 0.09, -0.15), scale(0.025))
 
-        _stamp(rng, image, x, y, radius * 0.8, tone, shape, knuckles)
+        _label(mask, _stamp(rng, image, x, y, radius * 0.8, tone, shape, knuckles), value)
     else:  # side view: the edge of a flat hand, thumb out
         def shape(canvas, point, scale):
             _ellipse(canvas, point(0, -0.15), (scale(0.15) * 16, scale(0.7) * 16))
             _capsule(canvas, point(0.05, 0.2), point(0.4, -0.2), scale(0.16))
             _capsule(canvas, point(0, 0.4), point(0, 0.95), scale(0.36))
 
-        _stamp(rng, image, x, y, radius, tone, shape)
+        _label(mask, _stamp(rng, image, x, y, radius, tone, shape), value)
 
 
-def _occlude(rng, image, x, y, radius):
-    """Hide part of a hand behind a flat, background-coloured bar (a cup, an edge of a desk)."""
+def _occlude(rng, image, x, y, radius, mask):
+    """Hide part of a hand behind a flat, background-coloured bar (a cup, an edge of a desk);
+    the label mask shows background there."""
     h, w = image.shape[:2]
     colour = image[int(np.clip(y - radius, 0, h - 1)), int(np.clip(x - 1.5 * radius, 0, w - 1))].copy()
     angle = rng.uniform(0, math.pi)
@@ -375,10 +401,12 @@ def _occlude(rng, image, x, y, radius):
     rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     poly = (corners @ rot.T + [cx, cy]).astype(np.int32)
     cv2.fillConvexPoly(image, poly, colour.tolist(), cv2.LINE_AA)
+    cv2.fillConvexPoly(mask, poly, 0)
 
 
-def _draw_distractor(rng, image, short) -> dict:
-    """A skin-coloured face or arm; returns it as an annotation (label `face` or `arm`)."""
+def _draw_distractor(rng, image, short, mask) -> dict:
+    """A skin-coloured face or arm, marked in the label mask; returns it as an annotation (label
+    `face` or `arm`)."""
     tone = _skin(rng)
     h, w = image.shape[:2]
     x, y = rng.uniform(0, w), rng.uniform(0, h)
@@ -395,12 +423,13 @@ def _draw_distractor(rng, image, short) -> dict:
             _capsule(canvas, point(-0.2, 0.45), point(0.2, 0.45), scale(0.05))
             _ellipse(canvas, point(0, -0.75), (scale(0.6) * 16, scale(0.25) * 16))  # hairline
 
-        _stamp(rng, image, x, y, size * 0.6, tone, shape, features)
+        stamped = _stamp(rng, image, x, y, size * 0.6, tone, shape, features)
     else:
         def shape(canvas, point, scale):
             _capsule(canvas, point(0, -1.0), point(0, 1.0), scale(0.3))
 
-        _stamp(rng, image, x, y, size, tone, shape)
+        stamped = _stamp(rng, image, x, y, size, tone, shape)
+    _label(mask, stamped, MASK_LABELS.index(str(kind)) + 1)
     radius = size * (0.5 if kind == "face" else 0.4)
     return {"x": round(x, 2), "y": round(y, 2), "radius": round(radius, 2), "label": str(kind)}
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
-from handnet.annotations import Sample, read_image
+from handnet.annotations import Sample, read_image, read_mask
+from handnet.config import ROLES
 from handnet.letterbox import apply_letterbox
 
 ROLE_CODES = {"negative": 0, "positive": 1, "ignore": 2}
@@ -38,7 +40,8 @@ def config_targets(hands: np.ndarray, size_hw, config) -> tuple[np.ndarray, np.n
                           config.min_sigma, config.ignore_margin)
 
 
-# Which annotations each training head lights up, from their role codes; the rest is background.
+# Which annotations each heatmap-like training head lights up, from their role codes; the rest is
+# background. The `segment` head learns from label masks instead (segment_targets).
 HEAD_SHOWS = {
     "every_hand": lambda role: role != ROLE_CODES["negative"],  # every hand, open or not
     "negatives": lambda role: role == ROLE_CODES["negative"],  # faces, arms: hands are background
@@ -46,20 +49,54 @@ HEAD_SHOWS = {
 
 
 def target_channels(config) -> int:
-    """Channels of y_true: heatmap and weight, then a heatmap and weight per training head
-    (Config.training_heads)."""
-    return 2 + 2 * len(config.training_heads)
+    """Channels of y_true: heatmap and weight, then each training head's targets and a weight
+    (Config.training_heads, HEAD_OUTPUTS)."""
+    return 2 + sum(outputs + 1 for _, _, outputs in config.training_heads)
 
 
-def training_targets(hands: np.ndarray, size_hw, config) -> np.ndarray:
-    """y_true for a network input of size_hw: (Ho, Wo, target_channels(config)) float32."""
+def training_targets(hands: np.ndarray, size_hw, config, roles: np.ndarray | None = None) -> np.ndarray:
+    """y_true for a network input of size_hw: (Ho, Wo, target_channels(config)) float32.
+    roles: the input's role image (role_image, transformed as the input was), or None where the
+    sample has no mask, which leaves the segment head's weight 0."""
     hands = np.asarray(hands, np.float32).reshape(-1, 4)
     channels = list(config_targets(hands, size_hw, config))
-    for name, _ in config.training_heads:
+    for name, _, _ in config.training_heads:
+        if name == "segment":
+            channels += segment_targets(roles, config.heatmap_size(size_hw))
+            continue
         shown = hands[HEAD_SHOWS[name](hands[:, 3])].copy()
         shown[:, 3] = ROLE_CODES["positive"]
         channels += config_targets(shown, size_hw, config)
     return np.stack(channels, axis=-1)
+
+
+def role_image(sample: Sample) -> np.ndarray | None:
+    """(H, W, len(ROLES)) uint8 of the sample's label mask: 255 in channel k where the pixel shows
+    a thing whose role is ROLES[k], else 0. None for a sample without a mask. Letterbox, warp and
+    mirror it as the image, then segment_targets."""
+    if not sample.mask:
+        return None
+    table = np.zeros((256, 1, len(ROLES)), np.uint8)
+    for value, role in enumerate(sample.mask_roles, start=1):
+        table[value, 0, ROLES.index(role)] = 255
+    mask = read_mask(sample)
+    return cv2.LUT(cv2.merge([mask] * len(ROLES)), table)  # a per-channel table lookup, 5x numpy's gather
+
+
+def segment_targets(roles: np.ndarray | None, out_hw) -> list[np.ndarray]:
+    """The segment head's y_true channels at the output size: the share of each cell that shows
+    each role (a role image's area average), then the weight, 1 everywhere; all zeros without a
+    mask, so the sample does not train the head."""
+    if roles is None:
+        return [np.zeros(out_hw, np.float32)] * (len(ROLES) + 1)
+    cells = cv2.resize(roles, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return [*np.moveaxis(cells.reshape(*out_hw, len(ROLES)), -1, 0), np.ones(out_hw, np.float32)]
+
+
+def letterboxed_roles(sample: Sample, config) -> np.ndarray | None:
+    """role_image letterboxed to config.input_size as letterboxed_input letterboxes the image."""
+    roles = role_image(sample)
+    return None if roles is None else apply_letterbox(roles, config.input_size)[0]
 
 
 def letterboxed_input(sample: Sample, config) -> tuple[np.ndarray, np.ndarray]:

@@ -187,9 +187,13 @@ def train(config: Config, resume: bool = False) -> dict:
     strategy = make_strategy(config.strategy)
     chief = is_chief()
     train_samples, distinct_train, val_samples, skipped = load_training_data(config, chief)
+    # A head with nothing to learn from would only tug at the features.
     if config.negative_weight > 0 and not any(h.role == "negative" for s in distinct_train for h in s.hands):
         print("no negatives among the training images: no negatives head (negative_weight 0)")
-        config.negative_weight = 0.0  # a head with nothing to learn would only tug at the features
+        config.negative_weight = 0.0
+    if config.segment_weight > 0 and not any(s.mask for s in distinct_train):
+        print("no label masks among the training images: no segmentation head (segment_weight 0)")
+        config.segment_weight = 0.0
     # Non-chief workers of a cluster train their share and write nothing.
     run = prepare_run_folder(config.out, resume=resume) if chief else Path(tempfile.mkdtemp(prefix="handnet-worker-"))
     if skipped:
@@ -256,7 +260,7 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
         if config.init and checkpoint is None:
             load_init_weights(model, config.init)
             print(f"starting from the weights of {config.init}")
-        model = with_training_heads(model, [name for name, _ in config.training_heads])
+        model = with_training_heads(model, [name for name, _, _ in config.training_heads])
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
             warmup_steps=min(steps, steps * config.epochs // 10),

@@ -209,3 +209,21 @@ wait $tool
     assert abs(hand["x"] - 60) <= 2 and abs(hand["y"] - 50) <= 2  # 90 - 40 px of status bar
     assert abs(hand["radius"] - 15) <= 2
     assert time.time() - started < 120
+
+
+def test_label_masks_stay_attached_and_are_not_frames(frames):
+    """A folder with label masks (the synthetic set's kind): the masks are not offered as frames
+    to annotate, and editing a frame keeps its mask."""
+    (frames / "masks").mkdir()
+    cv2.imwrite(str(frames / "masks" / "frame_000000.png"), cv2.imread(str(frames / "frame_000000.jpg"), 0) * 0)
+    doc = {"format": "handnet", "version": 1, "mask_labels": ["open"],
+           "images": [{"file": "frame_000000.jpg", "mask": "masks/frame_000000.png", "hands": []}]}
+    (frames / "hands.json").write_text(json.dumps(doc))
+    tool = Annotator(frames)
+    assert "masks/frame_000000.png" not in tool.files and len(tool.files) == 4
+    tool.go(0)
+    draw(tool, 50, 40, 12)
+    (entry,) = [e for e in json.loads((frames / "hands.json").read_text())["images"] if e["file"] == "frame_000000.jpg"]
+    assert entry["mask"] == "masks/frame_000000.png" and len(entry["hands"]) == 1
+    (sample,) = load_samples(frames, "*=positive")
+    assert sample.mask.endswith("masks/frame_000000.png")

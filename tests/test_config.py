@@ -83,7 +83,8 @@ def test_training_heads_follow_their_weights_in_channel_order():
     in another, nor change places between y_true and y_pred."""
     from handnet.targets import HEAD_SHOWS
 
-    assert Config().training_heads == (("every_hand", 1.0), ("negatives", 1.0))
-    assert Config(aux_weight=0.0, negative_weight=2.5).training_heads == (("negatives", 2.5),)
-    assert Config(aux_weight=0.0, negative_weight=0.0).training_heads == ()
-    assert set(HEAD_SHOWS) == {name for name, _ in Config().training_heads}  # each head has its target
+    assert Config().training_heads == (("every_hand", 1.0, 1), ("negatives", 1.0, 1), ("segment", 1.0, 3))
+    assert Config(aux_weight=0.0, negative_weight=2.5, segment_weight=0.0).training_heads == (("negatives", 2.5, 1),)
+    assert Config(aux_weight=0.0, negative_weight=0.0, segment_weight=0.0).training_heads == ()
+    # each heatmap head has its target; the segment head learns from masks
+    assert set(HEAD_SHOWS) | {"segment"} == {name for name, _, _ in Config().training_heads}

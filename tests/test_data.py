@@ -1,8 +1,11 @@
+import json
+
 import cv2
 import numpy as np
+import pytest
 
 from conftest import write_native
-from handnet.annotations import load_samples
+from handnet.annotations import DatasetError, load_samples
 from handnet.config import Config
 from handnet.data import make_dataset, make_example, random_affine
 from handnet.targets import target_channels
@@ -87,11 +90,13 @@ def test_every_hand_channels_light_up_ignored_hands_too(tmp_path):
     cv2.imwrite(str(root / "a.png"), np.zeros((64, 96, 3), np.uint8))
     (sample,) = load_samples(root, "open=positive,other=ignore")
     _, y_true = make_example(sample, Config(input_size=(64, 96), negative_weight=0.0))
-    assert y_true.shape == (8, 12, 4)
+    assert y_true.shape == (8, 12, 8)  # the segment head's channels (4-7) stay unweighted: no mask
+    assert np.all(y_true[..., 4:] == 0.0)
+    y_true = y_true[..., :4]
     assert y_true[3, 3, 0] == 1.0 and y_true[3, 3, 2] == 1.0  # the open hand: in both
     assert y_true[5, 9, 0] < 1e-6 and y_true[5, 9, 1] == 0.0  # the other hand: no say in the heatmap
     assert y_true[5, 9, 2] == 1.0 and y_true[5, 9, 3] == 1.0  # ... but a hand to the auxiliary head
-    _, plain = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=0.0))
+    _, plain = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=0.0, segment_weight=0.0))
     np.testing.assert_array_equal(plain, y_true[..., :2])
 
 
@@ -103,14 +108,16 @@ def test_negatives_channels_light_up_faces_and_arms_alone(tmp_path):
                                                        {"x": 60, "y": 12, "radius": 8, "label": "face"}]}, 64, 96)
     cv2.imwrite(str(root / "a.png"), np.zeros((64, 96, 3), np.uint8))
     (sample,) = load_samples(root, Config().labels)
-    _, y_true = make_example(sample, Config(input_size=(64, 96), aux_weight=1.0, negative_weight=1.0))
+    _, y_true = make_example(sample, Config(input_size=(64, 96), aux_weight=1.0, negative_weight=1.0,
+                                            segment_weight=0.0))
     assert y_true.shape == (8, 12, 6)
     assert y_true[1, 7, 4] == 1.0 and y_true[1, 7, 5] == 1.0  # the face: the negatives head's peak
     assert y_true[1, 7, 0] < 1e-3 and y_true[1, 7, 1] == 1.0  # background to the heatmap, weighted
     assert y_true[1, 7, 2] < 1e-3 and y_true[1, 7, 3] == 1.0  # ... and to the every-hand head
     assert y_true[3, 3, 4] < 1e-3 and y_true[5, 9, 4] < 1e-3  # hands are not negatives
     assert np.all(y_true[..., 5] == 1.0)  # every cell has a say
-    _, no_heads = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=1.0))
+    _, no_heads = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=1.0,
+                                              segment_weight=0.0))
     np.testing.assert_array_equal(no_heads, y_true[..., [0, 1, 4, 5]])  # the negatives head alone
 
 
@@ -118,7 +125,63 @@ def test_dataset_batches_and_streams(tiny_synthetic):
     samples = load_samples(tiny_synthetic, Config().labels)
     config = Config(input_size=(64, 96), batch_size=4, augment=True, aux_weight=1.0, negative_weight=1.0)
     images, y_true = next(iter(make_dataset(samples, config, training=True)))
-    assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 6)
+    assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 10)  # 2 + 2 + 2 + (3 + 1)
+    assert np.all(y_true[..., 9] == 1.0)  # the synthetic set has masks: the segment head learns everywhere
     assert 0 <= float(np.min(images)) and float(np.max(images)) <= 255
     val_batches = list(make_dataset(samples, config, training=False))
     assert sum(len(b[0]) for b in val_batches) == len(samples)
+
+
+def _dot_dataset_with_mask(tmp_path):
+    """_dot_dataset, plus a label mask that marks the disc `open` (a positive)."""
+    (sample,) = _dot_dataset(tmp_path)
+    root = tmp_path / "dot"
+    mask = np.zeros((120, 200), np.uint8)
+    cv2.circle(mask, (130, 40), 14, 1, -1)
+    cv2.imwrite(str(root / "a-mask.png"), mask)
+    doc = json.loads((root / "hands.json").read_text())
+    doc["mask_labels"] = ["open"]
+    doc["images"][0]["mask"] = "a-mask.png"
+    (root / "hands.json").write_text(json.dumps(doc))
+    return load_samples(root, "open=positive")
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_segment_targets_follow_the_image(tmp_path, augment):
+    """Zoomed, shifted, cropped or mirrored, the segment head's positive share of each cell is
+    the share of the (white) disc in that cell of the input the network sees."""
+    (sample,) = _dot_dataset_with_mask(tmp_path)
+    config = Config(input_size=(64, 96), augment=augment, aux_weight=0.0, negative_weight=0.0)
+    assert target_channels(config) == 2 + 3 + 1
+    mirrored = 0
+    for seed in range(12):
+        image, y_true = make_example(sample, config, np.random.default_rng(seed))
+        disc = cv2.resize((image.mean(axis=2) > 127).astype(np.float32), (12, 8), interpolation=cv2.INTER_AREA)
+        np.testing.assert_allclose(y_true[..., 2], disc, atol=0.2)
+        assert np.all(y_true[..., 3:5] == 0.0) and np.all(y_true[..., 5] == 1.0)  # no ignore, no negative; weighted
+        mirrored += image[:, :48].mean() > image[:, 48:].mean()  # the disc sits right of centre unmirrored
+    assert 0 < mirrored < 12  # both sides were seen
+    _, unaugmented = make_example(sample, config)
+    assert unaugmented[..., 2].max() > 0.5
+
+
+def test_mask_problems_name_the_file(tmp_path):
+    (sample,) = _dot_dataset_with_mask(tmp_path)
+    root = tmp_path / "dot"
+    cv2.imwrite(str(root / "a-mask.png"), np.full((120, 200), 2, np.uint8))
+    with pytest.raises(DatasetError, match="a-mask.png: mask value 2 but only 1 mask_labels"):
+        load_samples(root, "open=positive")
+    cv2.imwrite(str(root / "a-mask.png"), np.zeros((60, 200), np.uint8))
+    with pytest.raises(DatasetError, match="a-mask.png: mask is 200x60, its image 200x120"):
+        load_samples(root, "open=positive")
+    cv2.imwrite(str(root / "a-mask.png"), np.zeros((120, 200, 3), np.uint8))
+    with pytest.raises(DatasetError, match="a-mask.png: a mask must be a single-channel 8-bit image"):
+        load_samples(root, "open=positive")
+    (root / "a-mask.png").unlink()
+    with pytest.raises(DatasetError, match="a-mask.png: cannot read mask"):
+        load_samples(root, "open=positive")
+    doc = json.loads((root / "hands.json").read_text())
+    doc["mask_labels"] = ["hello"]
+    (root / "hands.json").write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match="unknown label 'hello'"):
+        load_samples(root, "open=positive")

@@ -2,6 +2,7 @@
 targets, convert moves between all four formats without losing a hand or a label."""
 
 import json
+import shutil
 
 import cv2
 import pytest
@@ -117,3 +118,21 @@ def test_stats_skip_problems_with_a_note(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "1 images, 1 hands" in captured.out and "1 problem(s) skipped" in captured.err
     assert dataset_stats(check(root)[0])["hands"] == 1
+
+
+def test_label_masks_are_checked_and_carried_by_native_conversion(tiny_synthetic, tmp_path):
+    """The synthetic set's masks: check reads them, they are not unannotated frames, and a
+    native-to-native conversion copies them and points at them."""
+    tiny_synthetic = shutil.copytree(tiny_synthetic, tmp_path / "syn")  # the fixture is shared: break a copy
+    samples, problems = check(tiny_synthetic)
+    assert not problems and all(s.mask for s in samples)
+    assert dataset.unannotated_images(tiny_synthetic) == []
+    out = tmp_path / "copy"
+    convert(tiny_synthetic, out, "native")
+    copied = read_dataset(out)
+    assert [s.mask.replace(str(out), "") for s in copied] == [s.mask.replace(str(tiny_synthetic), "") for s in samples]
+    assert all(open(a.mask, "rb").read() == open(b.mask, "rb").read() for a, b in zip(samples, copied))
+    assert check(out)[1] == []
+    broken = cv2.imread(samples[0].mask, cv2.IMREAD_UNCHANGED)[:10]
+    cv2.imwrite(samples[0].mask, broken)
+    assert "mask is not the size of its image" in str(check(tiny_synthetic)[1][0])

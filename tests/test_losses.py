@@ -102,13 +102,13 @@ def test_every_hand_term_adds_the_weighted_focal_loss_of_channels_2_and_3():
     hands_true, hands_pred = _batch(4)
     y_true = np.concatenate([heat_true, hands_true], -1)
     y_pred = np.concatenate([heat_pred, hands_pred], -1)
-    config = Config(loss="mse", aux_weight=0.5, negative_weight=0.0)
+    config = Config(loss="mse", aux_weight=0.5, negative_weight=0.0, segment_weight=0.0)
     loss, (heatmap_loss,) = training_loss(config)
     expected = reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
     np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
     np.testing.assert_allclose(float(heatmap_loss(tf.constant(y_true), tf.constant(y_pred))),
                                reference("mse", heat_true, heat_pred, config), rtol=1e-4)
-    plain, metrics = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=0.0))
+    plain, metrics = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=0.0, segment_weight=0.0))
     assert metrics == [] and float(plain(tf.constant(heat_true), tf.constant(heat_pred))) == pytest.approx(
         reference("mse", heat_true, heat_pred, config), rel=1e-4)
 
@@ -119,13 +119,56 @@ def test_negatives_term_follows_the_every_hand_term_with_its_own_weight():
     faces_true, faces_pred = _batch(5)
     y_true = np.concatenate([heat_true, hands_true, faces_true], -1)
     y_pred = np.concatenate([heat_pred, hands_pred, faces_pred], -1)
-    config = Config(loss="mse", aux_weight=0.5, negative_weight=2.0)
+    config = Config(loss="mse", aux_weight=0.5, negative_weight=2.0, segment_weight=0.0)
     loss, _ = training_loss(config)
     expected = (reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
                 + 2.0 * reference("focal", faces_true, faces_pred, config))
     np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
     # Without the every-hand head, the negatives take its place: channels 2-3 and y_pred channel 1.
-    alone, _ = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=2.0))
+    alone, _ = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=2.0, segment_weight=0.0))
     y_true, y_pred = np.concatenate([heat_true, faces_true], -1), np.concatenate([heat_pred, faces_pred], -1)
     expected = reference("mse", heat_true, heat_pred, config) + 2.0 * reference("focal", faces_true, faces_pred, config)
     np.testing.assert_allclose(float(alone(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
+
+
+def _coverage_batch(seed=0):
+    """Shares of 3 roles per cell for 2 images, the second without a mask (weight 0)."""
+    rng = np.random.default_rng(seed)
+    shares = rng.uniform(0, 1, (2, 6, 7, 3)).astype(np.float32) * (rng.uniform(0, 1, (2, 6, 7, 1)) < 0.3)
+    weight = np.ones((2, 6, 7, 1), np.float32)
+    weight[1] = 0
+    return np.concatenate([shares, weight], -1), rng.uniform(0.01, 0.99, (2, 6, 7, 3)).astype(np.float32)
+
+
+def coverage_reference(y_true, y_pred):
+    total = stuff = 0.0
+    for b, i, j, k in np.ndindex(y_pred.shape):
+        t, w, p = float(y_true[b, i, j, k]), float(y_true[b, i, j, 3]), float(y_pred[b, i, j, k])
+        total += w * -(t * np.log(p) + (1 - t) * np.log(1 - p))
+        stuff += w * t
+    return total / max(stuff, 1.0)
+
+
+def test_segment_term_is_the_coverage_bce_of_the_last_channels_with_its_weight():
+    heat_true, heat_pred = _batch(3)
+    hands_true, hands_pred = _batch(4)
+    seg_true, seg_pred = _coverage_batch(5)
+    config = Config(loss="mse", aux_weight=0.5, negative_weight=0.0, segment_weight=3.0)
+    loss, _ = training_loss(config)
+    y_true = np.concatenate([heat_true, hands_true, seg_true], -1)  # 2 + 2 + 4 channels
+    y_pred = np.concatenate([heat_pred, hands_pred, seg_pred], -1)  # 1 + 1 + 3 channels
+    expected = (reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
+                + 3.0 * coverage_reference(seg_true, seg_pred))
+    np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
+
+
+def test_an_image_without_a_mask_gets_no_gradient_from_the_segment_term():
+    from handnet.losses import coverage_bce
+
+    seg_true, seg_pred = _coverage_batch(6)
+    pred = tf.Variable(seg_pred)
+    with tf.GradientTape() as tape:
+        value = coverage_bce(tf.constant(seg_true), pred)
+    grad = tape.gradient(value, pred).numpy()
+    assert np.all(grad[1] == 0.0)  # the image whose weight is 0
+    assert np.all(np.abs(grad[0]) > 0)

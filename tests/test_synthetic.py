@@ -4,7 +4,7 @@ import numpy as np
 
 from handnet.annotations import load_samples
 from handnet.config import DEFAULT_LABELS
-from handnet.synthetic import DISTRACTOR_LABELS, PARALLEL_MIN, generate_dataset, generate_scene
+from handnet.synthetic import DISTRACTOR_LABELS, MASK_LABELS, PARALLEL_MIN, generate_dataset, generate_scene
 
 
 def test_scenes_are_deterministic_and_seed_dependent():
@@ -18,7 +18,7 @@ def test_scenes_are_deterministic_and_seed_dependent():
 def test_dataset_bytes_are_reproducible(tmp_path):
     one = generate_dataset(tmp_path / "one", 4, (64, 96), seed=2, progress=False)
     two = generate_dataset(tmp_path / "two", 4, (64, 96), seed=2, progress=False)
-    for name in ["hands.json"] + [f"{i:06d}.jpg" for i in range(4)]:
+    for name in ["hands.json"] + [f"{i:06d}.jpg" for i in range(4)] + [f"masks/{i:06d}.png" for i in range(4)]:
         assert (one / name).read_bytes() == (two / name).read_bytes()
 
 
@@ -26,8 +26,8 @@ def test_worker_processes_write_the_same_bytes(tmp_path):
     count = PARALLEL_MIN  # the smallest set drawn in worker processes
     serial = generate_dataset(tmp_path / "serial", count, (32, 48), seed=4, progress=False, workers=1)
     parallel = generate_dataset(tmp_path / "parallel", count, (32, 48), seed=4, progress=False, workers=2)
-    names = ["hands.json"] + [f"{i:06d}.jpg" for i in range(count)]
-    assert sorted(p.name for p in parallel.iterdir()) == sorted(names)
+    names = ["hands.json"] + [f"{i:06d}.jpg" for i in range(count)] + [f"masks/{i:06d}.png" for i in range(count)]
+    assert sorted(p.relative_to(parallel).as_posix() for p in parallel.rglob("*.*")) == sorted(names)
     assert all((serial / name).read_bytes() == (parallel / name).read_bytes() for name in names)
     assert not (tmp_path / "parallel.partial").exists()
 
@@ -53,6 +53,23 @@ def test_distractors_are_annotated_where_no_hand_covers_them():
         for d in found[len(hands):]:
             assert d["label"] in DISTRACTOR_LABELS and 3 < d["radius"] < 50
             assert all(np.hypot(d["x"] - h["x"], d["y"] - h["y"]) > h["radius"] for h in hands)
+
+
+def test_masks_mark_what_each_annotation_shows():
+    """The label mask under each annotated centre shows that annotation's label (a hand drawn
+    later may hide a few), the images are the same with or without a mask, and most pixels are
+    background."""
+    shown = total = 0
+    for i in range(60):
+        image, found, mask = generate_scene(0, i, (240, 320), with_mask=True)
+        assert np.array_equal(image, generate_scene(0, i, (240, 320))[0])
+        assert mask.shape == (240, 320) and mask.max() <= len(MASK_LABELS) and (mask == 0).mean() > 0.5
+        for h in found:
+            if h["label"] == "other":
+                continue  # a partly hidden hand may be hidden at its centre
+            total += 1
+            shown += mask[min(int(h["y"]), 239), min(int(h["x"]), 319)] == MASK_LABELS.index(h["label"]) + 1
+    assert total > 100 and shown / total > 0.9
 
 
 def test_written_in_native_format(tiny_synthetic):

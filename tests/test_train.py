@@ -35,13 +35,17 @@ def test_run_folder_holds_everything(tiny_run):
     assert info.mode == "int8" and info.input_size == (64, 96) and info.score_threshold == config["score_threshold"]
 
 
-def test_the_negatives_head_trains_only_where_negatives_are_annotated(tiny_run, tmp_path, native_dataset, capsys):
-    assert json.loads((tiny_run / "config.json").read_text())["negative_weight"] == 1.0  # faces and arms
+def test_the_negatives_and_segment_heads_train_only_where_their_annotations_are(tiny_run, tmp_path, native_dataset,
+                                                                                capsys):
+    trained = json.loads((tiny_run / "config.json").read_text())
+    assert trained["negative_weight"] == 1.0 and trained["segment_weight"] == 1.0  # faces and arms; masks
     out = tmp_path / "no-negatives"
     assert train.main(["--data", str(native_dataset), "--out", str(out), "--val-fraction", "0", "--no-export",
                        *TINY[:-4], "--epochs", "1"]) == 0
-    assert "no negatives among the training images" in capsys.readouterr().out
-    assert json.loads((out / "config.json").read_text())["negative_weight"] == 0.0
+    printed = capsys.readouterr().out
+    assert "no negatives among the training images" in printed and "no label masks among the training" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["negative_weight"] == 0.0 and config["segment_weight"] == 0.0
 
 
 def test_no_export_skips_the_tflite(tmp_path, tiny_synthetic):
