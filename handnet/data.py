@@ -95,7 +95,7 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     crop of config.train_size when config.augment, else the letterboxed input mirrored at random
     when config.flip. With rng=None, the whole letterboxed input, unaugmented. The sample's label
     mask, where it has one and the segment head trains, goes through the same geometry."""
-    segment = sample.mask and config.segment_weight > 0
+    segment = bool(sample.mask) and config.segment_weight > 0
     if rng is None or not config.augment:
         image, hands = letterboxed_input(sample, config)
         roles = letterboxed_roles(sample, config) if segment else None
