@@ -370,10 +370,23 @@ def validate_sample(sample: Sample) -> Sample:
     problems = hand_problems(sample, height, width)
     if problems:
         raise problems[0]
-    mask_hw = read_mask(sample).shape if sample.mask else (height, width)
-    if mask_hw != (height, width):
-        raise DatasetError(f"{sample.mask}: mask is {mask_hw[1]}x{mask_hw[0]}, its image {width}x{height}")
+    problems = mask_problems(sample, height, width)
+    if problems:
+        raise problems[0]
     return dataclasses.replace(sample, width=width, height=height)
+
+
+def mask_problems(sample: Sample, height: int, width: int) -> list[DatasetError]:
+    """The sample's label mask, if it has one, unless it is a readable mask of its image's size."""
+    if not sample.mask:
+        return []
+    try:
+        mask_h, mask_w = read_mask(sample).shape
+    except DatasetError as err:
+        return [err]
+    if (mask_h, mask_w) != (height, width):
+        return [DatasetError(f"{sample.mask}: mask is {mask_w}x{mask_h}, its image {width}x{height}")]
+    return []
 
 
 def hand_problems(sample: Sample, height: int, width: int) -> list[DatasetError]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from handnet.annotations import (
-    IMAGE_SUFFIXES, NATIVE_FILE, DatasetError, Hand, Sample, hand_problems, read_dataset, read_image, read_mask,
+    IMAGE_SUFFIXES, NATIVE_FILE, DatasetError, Hand, Sample, hand_problems, mask_problems, read_dataset, read_image,
     yolo_label_path,
 )
 from handnet.config import DEFAULT_LABELS, parse_labels
@@ -63,12 +63,7 @@ def check(root: str | os.PathLike, labels: str | None = None) -> tuple[list[Samp
         if mapping is not None and "*" not in mapping:
             found += [DatasetError(f"{sample.path}: label '{h.label}' is not in --labels {labels}")
                       for h in sample.hands if h.label not in mapping]
-        if sample.mask and not found:
-            try:
-                if read_mask(sample).shape != image.shape[:2]:
-                    found.append(DatasetError(f"{sample.mask}: mask is not the size of its image {sample.path}"))
-            except DatasetError as err:
-                found.append(err)
+        found += mask_problems(sample, *image.shape[:2])
         problems += found
         if not found:
             good.append(dataclasses.replace(sample, width=image.shape[1], height=image.shape[0]))

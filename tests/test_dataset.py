@@ -135,4 +135,4 @@ def test_label_masks_are_checked_and_carried_by_native_conversion(tiny_synthetic
     assert check(out)[1] == []
     broken = cv2.imread(samples[0].mask, cv2.IMREAD_UNCHANGED)[:10]
     cv2.imwrite(samples[0].mask, broken)
-    assert "mask is not the size of its image" in str(check(tiny_synthetic)[1][0])
+    assert str(check(tiny_synthetic)[1][0]) == f"{samples[0].mask}: mask is 96x10, its image 96x64"
