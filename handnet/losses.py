@@ -2,8 +2,9 @@
 
 Every loss takes y_true: (B, H, W, 2) float32, channel 0 the target in [0, 1], channel 1 the
 weight in {0, 1} (0 around ignore hands), and y_pred: (B, H, W, 1) float32 in [0, 1]. A pixel of
-weight 0 contributes nothing and receives exactly zero gradient. training_loss adds a focal term
-for each training head (Config.training_heads) for the wider y_true they train on.
+weight 0 contributes nothing and receives exactly zero gradient. training_loss adds a term for
+each training head (Config.training_heads: focal for heatmap heads, coverage_bce for the segment
+head) for the wider y_true they train on.
 
 Each loss reduces over the whole batch itself and returns a scalar, because its paper normalises
 by a batch-wide count (weighted pixels, or positive peaks for the focal loss) that Keras' own

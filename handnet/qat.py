@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from handnet.config import Config
+from handnet.config import TRAINING_HEADS, Config
 
 QAT_LR_FACTOR = 0.1  # fine-tuning runs at a tenth of the training learning rate
 
@@ -101,8 +101,8 @@ def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: i
     if epochs < 1:
         raise ValueError(f"--qat-epochs must be at least 1, got {epochs}")
     # Whole inputs: the quantized network is built at its deployment size.
-    tune = dataclasses.replace(config, crop_size=(), focus_crops=0.0, aux_weight=0.0, negative_weight=0.0,
-                               segment_weight=0.0)  # the deployed network
+    no_heads = {field: 0.0 for field in TRAINING_HEADS.values()}  # the deployed network: no training heads
+    tune = dataclasses.replace(config, crop_size=(), focus_crops=0.0, **no_heads)
     samples = load_samples(tune.data, tune.labels)
     train_samples, _ = split_samples(samples, tune.val_fraction, tune.group_size, tune.seed)
     train_samples = train_samples or samples

@@ -261,16 +261,24 @@ def _skin(rng) -> np.ndarray:
     return SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.85, 1.12, 3).astype(np.float32)
 
 
-def _composite(image, mask, colour_layer, x0, y0):
-    """Alpha-blend a (h, w) mask in [0, 1] with its (h, w, 3) colours into image at (x0, y0)."""
-    H, W = image.shape[:2]
-    h, w = mask.shape
+def _overlap(image_hw, patch_hw, x0, y0):
+    """(image slices, patch slices) of where a patch placed at (x0, y0) lies inside the image, or
+    None where it lies wholly outside."""
+    (H, W), (h, w) = image_hw, patch_hw
     ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
     if ax0 >= ax1 or ay0 >= ay1:
+        return None
+    return (slice(ay0, ay1), slice(ax0, ax1)), (slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0))
+
+
+def _composite(image, mask, colour_layer, x0, y0):
+    """Alpha-blend a (h, w) mask in [0, 1] with its (h, w, 3) colours into image at (x0, y0)."""
+    overlap = _overlap(image.shape[:2], mask.shape, x0, y0)
+    if overlap is None:
         return
-    m = mask[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0, None]
-    c = colour_layer[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0]
-    image[ay0:ay1, ax0:ax1] = image[ay0:ay1, ax0:ax1] * (1 - m) + c * m
+    inside, patch = overlap
+    m = mask[patch][..., None]
+    image[inside] = image[inside] * (1 - m) + colour_layer[patch] * m
 
 
 def _stamp(rng, image, x, y, radius, tone, draw_shape, darken=None):
@@ -316,12 +324,10 @@ def _stamp(rng, image, x, y, radius, tone, draw_shape, darken=None):
 def _label(mask, stamped, value):
     """Mark in the scene's label mask the pixels a _stamp result covers at least half."""
     coverage, x0, y0 = stamped
-    H, W = mask.shape
-    h, w = coverage.shape
-    ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
-    if ax0 < ax1 and ay0 < ay1:
-        inside = coverage[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] >= 0.5
-        mask[ay0:ay1, ax0:ax1][inside] = value
+    overlap = _overlap(mask.shape, coverage.shape, x0, y0)
+    if overlap is not None:
+        inside, patch = overlap
+        mask[inside][coverage[patch] >= 0.5] = value
 
 
 def _capsule(canvas, p0, p1, width, value=255):
