@@ -49,6 +49,8 @@ HELP = {
     "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
                "on the synthetic set)",
     "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",
+    "prepare": "without --augment: make each example once before training, into files in the run folder that are "
+               "read back every epoch and removed after it (--no-prepare: make each afresh every time)",
     "crop_size": "with --augment, train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
     "focus_crops": "share of training crops centred near a random open hand (with --augment --crop-size)",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",

@@ -15,10 +15,12 @@ Augmentation draws from a generator seeded by (seed, draw number), so a run is r
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from handnet.annotations import Sample, read_image
 from handnet.config import Config
@@ -124,13 +126,58 @@ def mirror(image: np.ndarray, hands: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(image[:, ::-1]), transform_hands(hands, flip)
 
 
-def make_dataset(samples: list[Sample], config: Config, training: bool, skip: int = 0) -> tf.data.Dataset:
+class PreparedExamples:
+    """The unaugmented examples of some samples (make_example with rng=None), computed once and
+    kept in two memory-mapped .npy files: images as uint8 (as read: the letterbox of a uint8
+    frame), y_true as float32. Reading one back costs a copy instead of a JPEG decode, a mask
+    decode and the targets' rendering, which on a 2-core CPU compete with training for the cores
+    (docs/default-run.md). Memory stays flat: the files live on disk, about 280 KB per 240 x 320
+    image with all training heads, and the operating system pages them in as they are read."""
+
+    def __init__(self, samples: list[Sample], config: Config, folder: Path, label: str = "preparing"):
+        self.config, self.row_of = config, {}
+        for sample in samples:
+            self.row_of.setdefault(sample.path, len(self.row_of))
+        distinct = {sample.path: sample for sample in samples}
+        height, width = config.input_size
+        folder.mkdir(parents=True, exist_ok=True)
+        self.images = np.lib.format.open_memmap(
+            folder / "images.npy", "w+", np.uint8, (len(distinct), height, width, 3))
+        self.targets = np.lib.format.open_memmap(
+            folder / "targets.npy", "w+", np.float32, (len(distinct), *config.heatmap_size(config.input_size),
+                                                       target_channels(config)))
+        # The validation stream: the same examples in the same order, loaded in parallel.
+        batches = make_dataset(list(distinct.values()), config, training=False).as_numpy_iterator()
+        row = 0
+        for images, targets in tqdm(batches, desc=label, unit="batch", total=math.ceil(len(distinct) / config.batch_size),
+                                    mininterval=5):
+            self.images[row:row + len(images)] = images  # whole numbers: uint8 holds them exactly
+            self.targets[row:row + len(images)] = targets
+            row += len(images)
+
+    def example(self, sample: Sample, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """make_example(sample, config, rng) for an unaugmented config. A mirrored example
+        mirrors the stored image and y_true, which matches the targets rendered for the mirrored
+        image to about 1e-6, except where a hand's centre lies exactly on a cell boundary: of the
+        two cells equally near it, the mirror sets the other one to 1 as its peak."""
+        row = self.row_of[sample.path]
+        image, y_true = self.images[row], self.targets[row]
+        if rng is not None and self.config.flip and rng.random() < 0.5:  # make_example's one draw
+            image, y_true = image[:, ::-1], y_true[:, ::-1]
+        return image.astype(np.float32), np.array(y_true)
+
+
+def make_dataset(samples: list[Sample], config: Config, training: bool, skip: int = 0,
+                 prepared: PreparedExamples | None = None) -> tf.data.Dataset:
     """Batched, prefetched dataset. Training: shuffled, augmented and repeated forever (give
     Keras steps_per_epoch); validation: one pass in file order, letterboxed only. skip: training
-    examples already used (a resumed run), so that the stream goes on exactly where it was."""
+    examples already used (a resumed run), so that the stream goes on exactly where it was.
+    prepared: read the examples from there instead of making each (unaugmented configs only)."""
     if not samples:
         raise ValueError("no samples to build a dataset from")
     augment = training and config.augment
+    if augment and prepared is not None:
+        raise ValueError("prepared examples are unaugmented; --augment needs every frame read afresh")
     randomised = training and (config.augment or config.flip)  # examples draw from a seeded rng
     height, width = config.train_size if augment else config.input_size
     out_h, out_w = config.heatmap_size((height, width))
@@ -138,6 +185,8 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
 
     def load(index, draw):
         rng = np.random.default_rng([config.seed, int(draw)]) if randomised else None
+        if prepared is not None:
+            return prepared.example(samples[int(index)], rng)
         image, y_true = make_example(samples[int(index)], config, rng)
         return image.astype(np.float32), y_true.astype(np.float32)
 

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples
 from handnet.config import Config
-from handnet.data import make_dataset, make_example
+from handnet.data import PreparedExamples, make_dataset, make_example
 from handnet.distribute import (
     fit_multiworker, is_chief, make_strategy, resolve_precision, set_precision, shard_by_data,
 )
@@ -46,6 +46,7 @@ from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
 CHECKPOINT = Path("checkpoints") / "last.npz"
+PREPARED = "prepared"  # the examples read back during training (data.PreparedExamples), removed after it
 TUNE_IMAGES = 300  # training images the score threshold is tuned on
 
 
@@ -276,14 +277,32 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
 
 def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_samples, val_samples, steps: int,
                done: int, chief: bool) -> None:
+    """fit_epochs on the samples' examples, prepared first in the run folder when config.prepare
+    (and not augment); the prepared files go when training ends, whichever way it ends."""
+    if done:
+        keep_history_rows(run / "history.csv", done)
+        print(f"resuming {run} after epoch {done} of {config.epochs}")
+    prepared_dir = run / PREPARED
+    shutil.rmtree(prepared_dir, ignore_errors=True)  # one that a killed run left
+    try:
+        train_prepared = val_prepared = None
+        if config.prepare and not config.augment:
+            train_prepared = PreparedExamples(train_samples, config, prepared_dir / "train", "preparing training images")
+            if val_samples:
+                val_prepared = PreparedExamples(val_samples, config, prepared_dir / "val", "preparing validation images")
+        training = shard_by_data(make_dataset(train_samples, config, training=True,
+                                              skip=done * steps * config.batch_size, prepared=train_prepared))
+        validation = make_dataset(val_samples, config, training=False, prepared=val_prepared) if val_samples else None
+        fit_epochs(model, config, strategy, run, training, validation, steps, done, chief)
+    finally:
+        shutil.rmtree(prepared_dir, ignore_errors=True)
+
+
+def fit_epochs(model: keras.Model, config: Config, strategy, run: Path, training, validation, steps: int,
+               done: int, chief: bool) -> None:
     """Epochs done+1 .. config.epochs, logging, plotting and checkpointing each one. On Ctrl-C,
     says how to resume and re-raises KeyboardInterrupt."""
     history_csv = run / "history.csv"
-    if done:
-        keep_history_rows(history_csv, done)
-        print(f"resuming {run} after epoch {done} of {config.epochs}")
-    training = shard_by_data(make_dataset(train_samples, config, training=True, skip=done * steps * config.batch_size))
-    validation = make_dataset(val_samples, config, training=False) if val_samples else None
     # In this order: a checkpoint exists only once its epoch is in the log.
     callbacks = [keras.callbacks.CSVLogger(str(history_csv), append=done > 0),
                  CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)]

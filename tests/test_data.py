@@ -7,7 +7,7 @@ import pytest
 from conftest import write_native
 from handnet.annotations import DatasetError, load_samples
 from handnet.config import Config
-from handnet.data import make_dataset, make_example, random_affine
+from handnet.data import PreparedExamples, make_dataset, make_example, random_affine
 from handnet.targets import target_channels
 
 
@@ -130,6 +130,34 @@ def test_dataset_batches_and_streams(tiny_synthetic):
     assert 0 <= float(np.min(images)) and float(np.max(images)) <= 255
     val_batches = list(make_dataset(samples, config, training=False))
     assert sum(len(b[0]) for b in val_batches) == len(samples)
+
+
+def test_prepared_examples_read_back_what_make_example_makes(tiny_synthetic, tmp_path):
+    samples = load_samples(tiny_synthetic, Config().labels)
+    config = Config(input_size=(64, 96), batch_size=4)
+    # A folder repeated in an epoch (--data-repeats) lists its images twice: one row each.
+    prepared = PreparedExamples(samples + samples[:5], config, tmp_path / "prepared")
+    assert prepared.images.shape == (len(samples), 64, 96, 3) and prepared.images.dtype == np.uint8
+    assert prepared.targets.shape == (len(samples), 8, 12, target_channels(config))
+    assert {p.name for p in (tmp_path / "prepared").iterdir()} == {"images.npy", "targets.npy"}
+    for sample in samples:
+        image, y_true = make_example(sample, config)
+        np.testing.assert_array_equal(prepared.example(sample)[0], image)
+        # Exact but for Gaussian tails under 1e-38, which tf.data's threads flush to zero.
+        np.testing.assert_allclose(prepared.example(sample)[1], y_true, rtol=0, atol=1e-37)
+    # Training streams draw the same flips, so a run sees the same examples either way.
+    streams = [make_dataset(samples, config, training=True, prepared=p).as_numpy_iterator() for p in (None, prepared)]
+    for _ in range(3 * len(samples) // config.batch_size):
+        (made_images, made_y), (read_images, read_y) = next(streams[0]), next(streams[1])
+        np.testing.assert_array_equal(read_images, made_images)
+        np.testing.assert_allclose(read_y, made_y, atol=1e-5)
+
+
+def test_prepared_examples_refuse_augmentation(tiny_synthetic, tmp_path):
+    samples = load_samples(tiny_synthetic, Config().labels)
+    prepared = PreparedExamples(samples, Config(input_size=(64, 96)), tmp_path / "prepared")
+    with pytest.raises(ValueError, match="augment"):
+        make_dataset(samples, Config(input_size=(64, 96), augment=True), training=True, prepared=prepared)
 
 
 def _dot_dataset_with_mask(tmp_path):

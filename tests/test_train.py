@@ -24,6 +24,7 @@ def test_run_folder_holds_everything(tiny_run):
     for name in ("config.json", "model.keras", "metrics.json", "history.csv", "curves.png", "val_samples.png",
                  "model-int8.tflite"):
         assert (tiny_run / name).is_file(), name
+    assert not (tiny_run / "prepared").exists()  # the examples read back while training
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["input_size"] == [64, 96] and config["preset"] == "fast" and config["epochs"] == 2
     metrics = json.loads((tiny_run / "metrics.json").read_text())
