@@ -150,7 +150,7 @@ def run_job(job) -> int:
 
     try:
         job()
-    except (DatasetError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (DatasetError, ValueError, OSError, RuntimeError) as err:  # OSError: a missing file, a full disk
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ Augmentation draws from a generator seeded by (seed, draw number), so a run is r
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import cv2
@@ -135,22 +136,24 @@ class PreparedExamples:
     image with all training heads, and the operating system pages them in as they are read."""
 
     def __init__(self, samples: list[Sample], config: Config, folder: Path, label: str = "preparing"):
-        self.config, self.row_of = config, {}
-        for sample in samples:
-            self.row_of.setdefault(sample.path, len(self.row_of))
-        distinct = {sample.path: sample for sample in samples}
-        height, width = config.input_size
+        distinct = {sample.path: sample for sample in samples}  # a repeated image (--data-repeats) gets one row
+        self.config, self.row_of = config, {path: row for row, path in enumerate(distinct)}
+        image_shape = (*config.input_size, 3)
+        target_shape = (*config.heatmap_size(config.input_size), target_channels(config))
+        needed = len(distinct) * (math.prod(image_shape) + 4 * math.prod(target_shape))
         folder.mkdir(parents=True, exist_ok=True)
-        self.images = np.lib.format.open_memmap(
-            folder / "images.npy", "w+", np.uint8, (len(distinct), height, width, 3))
-        self.targets = np.lib.format.open_memmap(
-            folder / "targets.npy", "w+", np.float32, (len(distinct), *config.heatmap_size(config.input_size),
-                                                       target_channels(config)))
+        free = shutil.disk_usage(folder).free
+        if needed > free:  # a memory-mapped write to a full disk would crash, not raise
+            raise OSError(f"{folder}: preparing {len(distinct)} examples needs {needed / 1e6:,.0f} MB of disk, "
+                          f"{free / 1e6:,.0f} MB free (--no-prepare makes them afresh every epoch instead)")
+        self.images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.uint8, (len(distinct), *image_shape))
+        self.targets = np.lib.format.open_memmap(folder / "targets.npy", "w+", np.float32,
+                                                 (len(distinct), *target_shape))
         # The validation stream: the same examples in the same order, loaded in parallel.
         batches = make_dataset(list(distinct.values()), config, training=False).as_numpy_iterator()
         row = 0
-        for images, targets in tqdm(batches, desc=label, unit="batch", total=math.ceil(len(distinct) / config.batch_size),
-                                    mininterval=5):
+        total = math.ceil(len(distinct) / config.batch_size)
+        for images, targets in tqdm(batches, desc=label, unit="batch", total=total, mininterval=5):
             self.images[row:row + len(images)] = images  # whole numbers: uint8 holds them exactly
             self.targets[row:row + len(images)] = targets
             row += len(images)

@@ -1,10 +1,12 @@
 import json
+import shutil
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import write_native
+from handnet import data
 from handnet.annotations import DatasetError, load_samples
 from handnet.config import Config
 from handnet.data import PreparedExamples, make_dataset, make_example, random_affine
@@ -151,6 +153,14 @@ def test_prepared_examples_read_back_what_make_example_makes(tiny_synthetic, tmp
         (made_images, made_y), (read_images, read_y) = next(streams[0]), next(streams[1])
         np.testing.assert_array_equal(read_images, made_images)
         np.testing.assert_allclose(read_y, made_y, atol=1e-5)
+
+
+def test_preparing_on_a_full_disk_is_a_clear_error(tiny_synthetic, tmp_path, monkeypatch):
+    samples = load_samples(tiny_synthetic, Config().labels)
+    monkeypatch.setattr(data.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(OSError, match=r"24 examples needs 1 MB of disk, 0 MB free \(--no-prepare"):
+        PreparedExamples(samples, Config(input_size=(64, 96)), tmp_path / "prepared")
+    assert not (tmp_path / "prepared" / "images.npy").exists()
 
 
 def test_prepared_examples_refuse_augmentation(tiny_synthetic, tmp_path):
