@@ -2,6 +2,7 @@
 
     runs/<name>/config.json      written before training starts, then with the tuned threshold
     runs/<name>/checkpoints/last.npz  weights, optimizer state and epoch count after every epoch
+    runs/<name>/prepared/        while training only: the examples, made once (data.PreparedExamples)
     runs/<name>/history.csv      loss per epoch (with the every-hand head: the total, and heatmap_loss)
     runs/<name>/curves.png       training and validation loss
     runs/<name>/model.keras      the trained network, heatmap output only (written atomically at the end)
