@@ -1,5 +1,5 @@
 import json
-import shutil
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -157,7 +157,7 @@ def test_prepared_examples_read_back_what_make_example_makes(tiny_synthetic, tmp
 
 def test_preparing_on_a_full_disk_is_a_clear_error(tiny_synthetic, tmp_path, monkeypatch):
     samples = load_samples(tiny_synthetic, Config().labels)
-    monkeypatch.setattr(data.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(data.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9 - 1000, free=1000))
     with pytest.raises(OSError, match=r"24 examples needs 1 MB of disk, 0 MB free \(--no-prepare"):
         PreparedExamples(samples, Config(input_size=(64, 96)), tmp_path / "prepared")
     assert not (tmp_path / "prepared" / "images.npy").exists()
