@@ -102,7 +102,7 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     if rng is None or not config.augment:
         image, hands = letterboxed_input(sample, config)
         roles = letterboxed_roles(sample, config) if segment else None
-        if rng is not None and config.flip and rng.random() < 0.5:
+        if draws_flip(rng, config):
             image, hands = mirror(image, hands)
             roles = None if roles is None else np.ascontiguousarray(roles[:, ::-1])
         return image.astype(np.float32), training_targets(hands, config.input_size, config, roles)
@@ -119,6 +119,11 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     image = jitter_colours(rng, warp(frame, matrix, size))
     roles = warp(role_image(sample), matrix, size) if segment else None
     return image, training_targets(transform_hands(hands, matrix), size, config, roles)
+
+
+def draws_flip(rng, config: Config) -> bool:
+    """Whether an unaugmented training example is mirrored: one draw from its rng when config.flip."""
+    return rng is not None and config.flip and rng.random() < 0.5
 
 
 def mirror(image: np.ndarray, hands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +170,7 @@ class PreparedExamples:
         two cells equally near it, the mirror sets the other one to 1 as its peak."""
         row = self.row_of[sample.path]
         image, y_true = self.images[row], self.targets[row]
-        if rng is not None and self.config.flip and rng.random() < 0.5:  # make_example's one draw
+        if draws_flip(rng, self.config):  # make_example's draw, so both streams flip alike
             image, y_true = image[:, ::-1], y_true[:, ::-1]
         return image.astype(np.float32), np.array(y_true)
 
