@@ -279,7 +279,8 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
 def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_samples, val_samples, steps: int,
                done: int, chief: bool) -> None:
     """fit_epochs on the samples' examples, prepared first in the run folder when config.prepare
-    (and not augment); the prepared files go when training ends, whichever way it ends."""
+    (and not augment); the prepared files go when training ends, whichever way it ends. On
+    Ctrl-C, while preparing or training, says how to resume and re-raises KeyboardInterrupt."""
     if done:
         keep_history_rows(run / "history.csv", done)
         print(f"resuming {run} after epoch {done} of {config.epochs}")
@@ -295,40 +296,38 @@ def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_sa
                                               skip=done * steps * config.batch_size, prepared=train_prepared))
         validation = make_dataset(val_samples, config, training=False, prepared=val_prepared) if val_samples else None
         fit_epochs(model, config, strategy, run, training, validation, steps, done, chief)
+    except KeyboardInterrupt:
+        if (run / CHECKPOINT).exists():
+            plot_curves(run / "history.csv", run / "curves.png")
+            print(f"\ninterrupted; {run / CHECKPOINT} holds the last finished epoch. "
+                  f"Continue with: python train.py --resume {run}", file=sys.stderr)
+        raise
     finally:
         shutil.rmtree(prepared_dir, ignore_errors=True)
 
 
 def fit_epochs(model: keras.Model, config: Config, strategy, run: Path, training, validation, steps: int,
                done: int, chief: bool) -> None:
-    """Epochs done+1 .. config.epochs, logging, plotting and checkpointing each one. On Ctrl-C,
-    says how to resume and re-raises KeyboardInterrupt."""
+    """Epochs done+1 .. config.epochs, logging, plotting and checkpointing each one."""
     history_csv = run / "history.csv"
     # In this order: a checkpoint exists only once its epoch is in the log.
     callbacks = [keras.callbacks.CSVLogger(str(history_csv), append=done > 0),
                  CurvesCallback(history_csv, run / "curves.png"), EpochCheckpoint(run / CHECKPOINT)]
-    try:
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            fit_multiworker(model, model.loss, strategy, training, validation, steps, config.epochs, done,
-                            callbacks, chief)
-        else:
-            with StopOnCtrlC() as stop:
-                model.fit(
-                    training,
-                    steps_per_epoch=steps,
-                    initial_epoch=done,
-                    epochs=config.epochs,
-                    validation_data=shard_by_data(validation) if validation is not None else None,
-                    callbacks=[*callbacks, stop],
-                    shuffle=False,  # the dataset shuffles itself
-                    verbose=1 if sys.stdout.isatty() else 2,
-                )
-    except KeyboardInterrupt:
-        if (run / CHECKPOINT).exists():
-            plot_curves(history_csv, run / "curves.png")
-            print(f"\ninterrupted; {run / CHECKPOINT} holds the last finished epoch. "
-                  f"Continue with: python train.py --resume {run}", file=sys.stderr)
-        raise
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        fit_multiworker(model, model.loss, strategy, training, validation, steps, config.epochs, done,
+                        callbacks, chief)
+        return
+    with StopOnCtrlC() as stop:
+        model.fit(
+            training,
+            steps_per_epoch=steps,
+            initial_epoch=done,
+            epochs=config.epochs,
+            validation_data=shard_by_data(validation) if validation is not None else None,
+            callbacks=[*callbacks, stop],
+            shuffle=False,  # the dataset shuffles itself
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
 
 
 def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, evaluated, started: float,

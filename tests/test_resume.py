@@ -94,6 +94,21 @@ def test_ctrl_c_exits_cleanly_with_a_resume_hint(tmp_path, scenes):
     assert train.main(["--data", str(scenes), "--out", str(out), *FLAGS]) == 2
 
 
+def test_ctrl_c_while_a_resumed_run_prepares_its_examples_keeps_the_resume_hint(tmp_path, scenes, capsys,
+                                                                               monkeypatch):
+    out = tmp_path / "prepare-stopped"
+    interrupt_after_first_epoch(start(out, scenes), out, signal.SIGKILL)
+    done = epochs_done(out)
+
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("handnet.training.PreparedExamples", pressed)
+    assert train.main(["--resume", str(out)]) == 130
+    assert f"python train.py --resume {out}" in capsys.readouterr().err
+    assert epochs_done(out) == done and not (out / "prepared").exists()
+
+
 def test_resume_needs_a_checkpoint_and_no_other_flags(tmp_path, capsys):
     assert train.main(["--resume", str(tmp_path)]) == 2
     assert "no checkpoints/last.npz to resume from" in capsys.readouterr().err
