@@ -1,6 +1,6 @@
 """Train a hand-heatmap detector, or a gesture classifier of hand crops.
 
-    python train.py                                   # synthetic data, fast preset, ~10 min on 2 CPU cores
+    python train.py                                   # synthetic data, fast preset, ~12 min on 2 CPU cores
     python train.py --data ../shared/datasets/roboflow-hands --labels hand=positive --out runs/hands
     python train.py --preset seed --dry-run                  # prints the network, trains nothing
     python train.py --resume runs/fast-20261123-101500       # continue an interrupted run
@@ -51,8 +51,10 @@ HELP = {
     "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",
     "prepare": "without --augment: make each example once before training, into files in the run folder that are "
                "read back every epoch and removed after it (--no-prepare: make each afresh every time)",
-    "crop_size": "with --augment, train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
-    "focus_crops": "share of training crops centred near a random open hand (with --augment --crop-size)",
+    "crop_size": "train on random HEIGHT WIDTH crops of the input (default: none, whole inputs)",
+    "focus_crops": "share of training crops holding a random open hand near their middle (with --crop-size or "
+                   "--augment)",
+    "crops_per_image": "times each training image recurs per epoch, as another crop each time",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",
     "target": "gaussian | disk",
     "export": "write runs/<name>/model-int8.tflite for handnet.runtime at the end (--no-export skips it)",

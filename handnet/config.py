@@ -32,9 +32,11 @@ DEFAULT_LABELS = "open=positive,other=ignore," + DISTRACTORS_NEGATIVE
 TRAINING_HEADS = {"every_hand": "aux_weight", "negatives": "negative_weight", "segment": "segment_weight"}
 HEAD_OUTPUTS = {"every_hand": 1, "negatives": 1, "segment": len(ROLES)}
 
-# Output stride and default input (height, width) of each model preset; model.py builds them.
+# Output stride, default input (height, width) and what input sides must be multiples of, for each
+# model preset; model.py builds them (fast upsamples 1/16 back onto 1/8, so its sides are multiples of 16).
 PRESET_STRIDES = {"seed": 8, "fast": 8}
 PRESET_INPUT_SIZES = {"seed": (240, 426), "fast": (240, 320)}
+PRESET_SIZE_MULTIPLES = {"seed": 8, "fast": 16}
 
 
 class SavedConfig:
@@ -85,8 +87,11 @@ class Config(SavedConfig):
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
     crop_size: tuple[int, ...] = ()  # training crops of the letterboxed input, at most
     # its size; () trains on whole inputs. The network is fully convolutional: smaller crops mean
-    # more, cheaper steps.
+    # more, cheaper steps. Without augment, crops are cut on the grid of the preset's size multiple,
+    # so each crop's output cells are cells of the whole input's heatmap.
     focus_crops: float = 0.0  # share of training crops placed around a random positive hand
+    crops_per_image: int = 1  # training images recur this many times per epoch, each time another
+    # crop (and flip): with crops a quarter of the input, 4 keeps an epoch the pixels of whole images
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
     init: str = ""  # start from a trained model of the same preset (.keras or .weights.h5); "" = fresh weights
     # targets
@@ -173,8 +178,10 @@ class Config(SavedConfig):
             raise ValueError(f"unknown precision '{self.precision}' (choose from {', '.join(PRECISIONS)})")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
-        if (self.crop_size or self.focus_crops) and not self.augment:
-            raise ValueError("crop_size and focus_crops place random crops, so they need augment (--augment)")
+        if self.focus_crops and not (self.crop_size or self.augment):
+            raise ValueError("focus_crops places crops around hands, so it needs crop_size (or augment)")
+        if self.crops_per_image < 1:
+            raise ValueError(f"crops_per_image must be a whole number of at least 1, got {self.crops_per_image}")
 
     @property
     def train_size(self) -> tuple[int, int]:

@@ -24,7 +24,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from handnet.annotations import Sample, read_image
-from handnet.config import Config
+from handnet.config import PRESET_SIZE_MULTIPLES, Config
 from handnet.letterbox import PAD_VALUE
 from handnet.targets import (
     ROLE_CODES, hands_array, letterboxed_input, letterboxed_roles, role_image, target_channels, training_targets,
@@ -96,8 +96,9 @@ def jitter_colours(rng, image: np.ndarray) -> np.ndarray:
 def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, np.ndarray]:
     """One (image, y_true) pair as documented above. With rng, a training example: an augmented
     crop of config.train_size when config.augment, else the letterboxed input mirrored at random
-    when config.flip. With rng=None, the whole letterboxed input, unaugmented. The sample's label
-    mask, where it has one and the segment head trains, goes through the same geometry."""
+    when config.flip, then cut to a crop (cut_crop) when config.crop_size. With rng=None, the whole
+    letterboxed input, unaugmented. The sample's label mask, where it has one and the segment head
+    trains, goes through the same geometry."""
     segment = bool(sample.mask) and config.segment_weight > 0
     if rng is None or not config.augment:
         image, hands = letterboxed_input(sample, config)
@@ -105,7 +106,8 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
         if draws_flip(rng, config):
             image, hands = mirror(image, hands)
             roles = None if roles is None else np.ascontiguousarray(roles[:, ::-1])
-        return image.astype(np.float32), training_targets(hands, config.input_size, config, roles)
+        image, y_true = cut_crop(rng, image, training_targets(hands, config.input_size, config, roles), config)
+        return image.astype(np.float32), y_true
     frame = read_image(sample.path)
     hands = hands_array(sample)
     # Hand-centred crops: a random crop holds a positive hand only now and then, and those
@@ -124,6 +126,38 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
 def draws_flip(rng, config: Config) -> bool:
     """Whether an unaugmented training example is mirrored: one draw from its rng when config.flip."""
     return rng is not None and config.flip and rng.random() < 0.5
+
+
+def cut_crop(rng, image: np.ndarray, y_true: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """An unaugmented training example cut to a random config.train_size window (the example
+    itself where rng is None or config.crop_size is unset). Windows lie on the grid of the preset's
+    size multiple, so the crop's heatmap cells are cells of the whole input's heatmap and its y_true
+    is a slice of the whole one: a hand the window cuts keeps the visible part of its blob. With
+    probability config.focus_crops the window holds a random positive peak (y_true channel 0
+    exactly 1) in its middle 70%, else it lies anywhere. Slicing views: no copy."""
+    if rng is None or not config.crop_size:
+        return image, y_true
+    stride = config.stride
+    step = PRESET_SIZE_MULTIPLES[config.preset] // stride  # in output cells
+    (rows, cols), (crop_rows, crop_cols) = y_true.shape[:2], config.heatmap_size(config.train_size)
+    last_row, last_col = (rows - crop_rows) // step, (cols - crop_cols) // step  # in steps
+    peaks = np.argwhere(y_true[..., 0] >= 1.0) if config.focus_crops > 0 else ()
+    if len(peaks) and rng.random() < config.focus_crops:
+        row, col = peaks[rng.integers(len(peaks))]
+        row0 = _start_around(row, rng.uniform(0.15, 0.85) * crop_rows, crop_rows, step, last_row)
+        col0 = _start_around(col, rng.uniform(0.15, 0.85) * crop_cols, crop_cols, step, last_col)
+    else:
+        row0, col0 = int(rng.integers(last_row + 1)), int(rng.integers(last_col + 1))
+    row0, col0 = row0 * step, col0 * step
+    y, x = row0 * stride, col0 * stride
+    return (image[y:y + crop_rows * stride, x:x + crop_cols * stride],
+            y_true[row0:row0 + crop_rows, col0:col0 + crop_cols])
+
+
+def _start_around(cell: int, offset: float, size: int, step: int, last: int) -> int:
+    """In steps: the start nearest cell - offset of a window of `size` cells that holds `cell`."""
+    lowest, highest = -(-(cell - size + 1) // step), cell // step
+    return int(np.clip(np.clip(round((cell - offset) / step), lowest, highest), 0, last))
 
 
 def mirror(image: np.ndarray, hands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +204,9 @@ class PreparedExamples:
         two cells equally near it, the mirror sets the other one to 1 as its peak."""
         row = self.row_of[sample.path]
         image, y_true = self.images[row], self.targets[row]
-        if draws_flip(rng, self.config):  # make_example's draw, so both streams flip alike
+        if draws_flip(rng, self.config):  # make_example's draws, so both streams flip and crop alike
             image, y_true = image[:, ::-1], y_true[:, ::-1]
+        image, y_true = cut_crop(rng, image, y_true, self.config)  # views: only the crop is copied below
         return image.astype(np.float32), np.array(y_true)
 
 
@@ -186,8 +221,8 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
     augment = training and config.augment
     if augment and prepared is not None:
         raise ValueError("prepared examples are unaugmented; --augment needs every frame read afresh")
-    randomised = training and (config.augment or config.flip)  # examples draw from a seeded rng
-    height, width = config.train_size if augment else config.input_size
+    randomised = training and (config.augment or config.flip or bool(config.crop_size))  # draws from a seeded rng
+    height, width = config.train_size if training else config.input_size
     out_h, out_w = config.heatmap_size((height, width))
     channels = target_channels(config)
 

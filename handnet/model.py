@@ -24,7 +24,7 @@ import os
 
 import keras
 
-from handnet.config import HEAD_OUTPUTS, PRESET_STRIDES, TRAINING_HEADS, Config
+from handnet.config import HEAD_OUTPUTS, PRESET_SIZE_MULTIPLES, PRESET_STRIDES, TRAINING_HEADS, Config
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' caffe-style VGG preprocessing
 VGG_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
@@ -48,7 +48,7 @@ def check_size(preset: str, size, flag: str) -> None:
     """Raise ValueError unless the preset can take (height, width) inputs of this size."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    multiple = SIZE_MULTIPLES[preset]
+    multiple = PRESET_SIZE_MULTIPLES[preset]
     if any(v < 2 * multiple for v in size) or (multiple > PRESET_STRIDES[preset] and any(v % multiple for v in size)):
         raise ValueError(f"{flag} {size[0]} {size[1]}: preset '{preset}' needs both sides multiples of "
                          f"{multiple} and at least {2 * multiple}")
@@ -129,8 +129,6 @@ def conv_bn(x, filters, kernel, stride, name, k=keras):
 
 
 PRESETS = {"seed": build_seed, "fast": build_fast}
-# Input sides must be multiples of this (fast upsamples 1/16 back onto 1/8, so sizes must agree).
-SIZE_MULTIPLES = {"seed": 8, "fast": 16}
 
 
 def load_backbone_weights(model: keras.Model, weights: str) -> None:

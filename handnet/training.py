@@ -182,7 +182,7 @@ def train(config: Config, resume: bool = False) -> dict:
     config.out from its last checkpoint, with the same optimizer state, schedule and data order."""
     keras.utils.set_random_seed(config.seed)
     check_size(config.preset, config.input_size, "--input-size")
-    if config.augment:
+    if config.crop_size:
         check_size(config.preset, config.train_size, "--crop-size")
     if config.init and not resume:
         check_init_file(config.init)  # before the run folder is written
@@ -251,6 +251,9 @@ def load_training_data(config: Config, chief: bool = True):
         train_samples = repeat_by_folder(distinct_train, config.data, config.data_repeats)
         print(f"{len(train_samples)} training images per epoch with repeats "
               + ", ".join(f"{root} x{times}" for root, times in zip(config.data, config.data_repeats)))
+    if config.crops_per_image > 1:
+        train_samples = train_samples * config.crops_per_image  # the stream shuffles them apart
+        print(f"{len(train_samples)} training crops per epoch: {config.crops_per_image} per image")
     return train_samples, distinct_train, val_samples, skipped
 
 

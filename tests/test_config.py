@@ -46,6 +46,14 @@ def test_train_size_is_the_crop_within_the_input():
     assert Config().heatmap_size((128, 192)) == (16, 24)
 
 
+def test_crops_need_no_augmentation_but_focus_needs_crops():
+    assert Config(crop_size=(128, 160)).train_size == (128, 160)  # cut from the unaugmented input
+    with pytest.raises(ValueError, match="focus_crops places crops around hands, so it needs crop_size"):
+        Config(focus_crops=0.5)
+    with pytest.raises(ValueError, match="crops_per_image must be a whole number of at least 1, got 0"):
+        Config(crop_size=(128, 160), crops_per_image=0)
+
+
 def test_focus_crops_must_be_a_share():
     with pytest.raises(ValueError, match="focus_crops must be a share between 0 and 1, got 1.5"):
         Config(focus_crops=1.5)

@@ -65,10 +65,11 @@ def test_flipped_training_examples_mirror_image_and_targets_together(tmp_path):
         np.testing.assert_array_equal(make_example(sample, unflipped, np.random.default_rng(seed))[0], plain_image)
 
 
-def test_focus_crops_always_hold_the_hand(tmp_path):
+@pytest.mark.parametrize("augment", [True, False])
+def test_focus_crops_always_hold_the_hand(tmp_path, augment):
     (sample,) = _dot_dataset(tmp_path)
-    focused = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=1.0, augment=True)
-    anywhere = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=0.0, augment=True)
+    focused = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=1.0, augment=augment)
+    anywhere = Config(input_size=(96, 160), crop_size=(48, 64), focus_crops=0.0, augment=augment)
     peaks = {name: sum(make_example(sample, config, np.random.default_rng(seed))[1][..., 0].max() == 1.0
                        for seed in range(40))
              for name, config in (("focused", focused), ("anywhere", anywhere))}
@@ -153,6 +154,34 @@ def test_prepared_examples_read_back_what_make_example_makes(tiny_synthetic, tmp
         (made_images, made_y), (read_images, read_y) = next(streams[0]), next(streams[1])
         np.testing.assert_array_equal(read_images, made_images)
         np.testing.assert_allclose(read_y, made_y, atol=1e-5)
+
+
+def test_unaugmented_crops_are_grid_windows_of_the_whole_example(tiny_synthetic, tmp_path):
+    samples = load_samples(tiny_synthetic, Config().labels)
+    whole = Config(input_size=(64, 96))
+    cropped = Config(input_size=(64, 96), crop_size=(32, 48), focus_crops=0.5)
+    prepared = PreparedExamples(samples, cropped, tmp_path / "prepared")
+    starts = set()
+    for draw, sample in enumerate(samples):
+        # Both configs draw the flip first, so the whole example is mirrored as the crop is.
+        full_image, full_y = make_example(sample, whole, np.random.default_rng(draw))
+        image, y_true = make_example(sample, cropped, np.random.default_rng(draw))
+        assert image.shape == (32, 48, 3) and y_true.shape == (4, 6, full_y.shape[-1])
+        # On the fast preset's 16-pixel grid, so the crop's cells are cells of the whole heatmap.
+        found = [(y, x) for y in range(0, 33, 16) for x in range(0, 49, 16)
+                 if np.array_equal(full_image[y:y + 32, x:x + 48], image)
+                 and np.array_equal(full_y[y // 8:y // 8 + 4, x // 8:x // 8 + 6], y_true)]
+        assert found, f"{sample.path.name}: the crop is no grid window of the whole example"
+        starts.add(found[0])
+        # Read back from prepared examples, the same crop.
+        read_image, read_y = prepared.example(sample, np.random.default_rng(draw))
+        np.testing.assert_array_equal(read_image, image)
+        np.testing.assert_allclose(read_y, y_true, atol=1e-5)
+    assert len(starts) >= 4, f"crops keep to a few windows: {sorted(starts)}"
+    batch_images, batch_y = next(iter(make_dataset(samples, cropped, training=True, prepared=prepared)))
+    assert batch_images.shape == (cropped.batch_size, 32, 48, 3) and batch_y.shape[1:3] == (4, 6)
+    unflipped = Config(input_size=(64, 96), crop_size=(32, 48), flip=False)  # crops draw without flips too
+    assert next(iter(make_dataset(samples, unflipped, training=True)))[0].shape == (unflipped.batch_size, 32, 48, 3)
 
 
 def test_preparing_on_a_full_disk_is_a_clear_error(tiny_synthetic, tmp_path, monkeypatch):

@@ -114,8 +114,9 @@ def test_dry_run_prints_the_seed_network(capsys):
             "(60,106,512) (60,106,512) (60,106,512) (30,53,512) (30,53,1)") in out
 
 
-def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
-    args = ["--data", str(tiny_synthetic), "--out", str(tmp_path / "run"), "--augment", "--crop-size", "40", "90", *TINY]
+@pytest.mark.parametrize("augment", [["--augment"], []])
+def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys, augment):
+    args = ["--data", str(tiny_synthetic), "--out", str(tmp_path / "run"), *augment, "--crop-size", "40", "90", *TINY]
     assert train.main(args) == 2
     assert "--crop-size 40 90: preset 'fast' needs both sides multiples of 16" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -124,7 +125,8 @@ def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--preset", "tiny"], "unknown preset 'tiny'"),
     (["--focus-crops", "1.5"], "focus_crops must be a share between 0 and 1"),
-    (["--crop-size", "64", "96"], "crop_size and focus_crops place random crops, so they need augment"),
+    (["--focus-crops", "0.5"], "focus_crops places crops around hands, so it needs crop_size (or augment)"),
+    (["--crop-size", "64", "96", "--crops-per-image", "0"], "crops_per_image must be a whole number of at least 1"),
     (["--data", "a", "b", "--data-repeats", "2"], "data_repeats [2] must give one whole number of at least 1 per data folder"),
     (["--data", "a", "--data-repeats", "0"], "data_repeats [0] must give one whole number of at least 1 per data folder"),
 ])
@@ -157,6 +159,20 @@ def test_the_builtin_set_is_generated_when_named_beside_real_folders(tmp_path, n
     assert json.loads((out / "config.json").read_text())["data"] == [str(builtin), str(native_dataset)]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["per_dataset"]) == {str(builtin), str(native_dataset)}
+
+
+def test_training_on_crops_of_prepared_examples(tmp_path, tiny_synthetic, capsys):
+    out = tmp_path / "crops"
+    assert train.main(["--data", str(tiny_synthetic), "--crop-size", "32", "48", "--focus-crops", "0.5",
+                       "--crops-per-image", "3", "--out", str(out), "--no-export", *TINY, "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    distinct = int(printed.split(" train, ")[0].split()[-1])
+    assert f"{3 * distinct} training crops per epoch: 3 per image" in printed
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["crop_size"] == [32, 48] and saved["crops_per_image"] == 3
+    assert len((out / "history.csv").read_text().splitlines()) == 2  # a header and the one epoch
+    metrics = json.loads((out / "metrics.json").read_text())  # evaluated on whole validation frames
+    assert metrics["images"] == int(printed.split(" validation")[0].split()[-1]) and 0 <= metrics["f1"] <= 1
 
 
 def test_each_setting_of_the_builtin_set_has_its_own_folder():
