@@ -26,7 +26,8 @@ hands_strategy = st.lists(
 @given(hands=hands_strategy, kind=st.sampled_from(["gaussian", "disk"]))
 def test_targets_are_bounded_and_every_visible_positive_hand_peaks_at_one(hands, kind):
     out_h, out_w, stride = 10, 15, 8
-    heatmap, weight = render_targets(np.asarray(hands, np.float32).reshape(-1, 4), (out_h, out_w), stride, kind)
+    hands = np.asarray(hands, np.float32).reshape(-1, 4)  # the float32 centres the targets see
+    heatmap, weight = render_targets(hands, (out_h, out_w), stride, kind)
     assert heatmap.shape == weight.shape == (out_h, out_w)
     assert heatmap.min() >= 0 and heatmap.max() <= 1
     assert set(np.unique(weight)) <= {0.0, 1.0}
