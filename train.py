@@ -62,6 +62,8 @@ HELP = {
 GESTURE_HELP = {
     "data": "folder with one sub-folder of crops per known gesture plus na/ (default: the synthetic gesture "
             "crops, generated into datasets/synthetic-gestures when missing)",
+    "init_from": "a gestures.keras (another run's, same --width) whose layers but the scores start this model: "
+                 "pretrain on a larger gesture set, fine-tune on yours",
     "unseen": "folder with one sub-folder per unseen gesture, never trained on (default: <data>-unseen if it exists)",
     "loss": "ce | bce | bce_na",
     "threshold": "top score under which the answer is na (replaced by a tuned one, see --known-drop, "

@@ -227,6 +227,7 @@ class GestureConfig(SavedConfig):
     # model
     input_side: int = 64  # crops are input_side x input_side BGR
     width: int = 32  # filters of the first block; doubled twice
+    init_from: str = ""  # a gestures.keras whose layers, all but the scores, start this model
     # loss and optimisation
     loss: str = "bce_na"  # ce | bce | bce_na
     epochs: int = 30

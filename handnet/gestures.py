@@ -62,6 +62,33 @@ def build_gesture_model(config: GestureConfig, outputs: int, k=keras) -> keras.M
     return k.Model(image, scores, name=f"handnet_gestures_{config.loss}")
 
 
+def init_from_model(model: keras.Model, path: str | Path) -> list[str]:
+    """Copy into `model` the weights of every layer but `scores` from the gesture model at `path`
+    (another run's gestures.keras, of the same width; its gestures, loss and input side may
+    differ): features learnt on a larger gesture set, fine-tuned here on a smaller one. Returns
+    the names of the layers copied; ValueError when the file is not a compatible model."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found (--init-from wants a run's gestures.keras)")
+    source = keras.saving.load_model(path, compile=False)
+    sources = {layer.name: layer for layer in source.layers}
+    copied = []
+    for layer in model.layers:
+        if layer.name == "scores" or not layer.weights:
+            continue
+        other = sources.get(layer.name)
+        if other is None:
+            raise ValueError(f"{path}: has no layer '{layer.name}'; is it a handnet gesture model?")
+        wanted = [tuple(w.shape) for w in layer.weights]
+        found = [tuple(w.shape) for w in other.weights]
+        if wanted != found:
+            raise ValueError(f"{path}: layer '{layer.name}' has weights of shapes {found}, this model's are "
+                             f"{wanted}; train with the same --width")
+        layer.set_weights(other.get_weights())
+        copied.append(layer.name)
+    return copied
+
+
 def gesture_targets(indices, known: int, loss: str) -> np.ndarray:
     """(N,) class indices (K = na) -> (N, K + 1) float32 targets: one-hot, except that `bce_na`
     gives na examples all zeros."""
@@ -129,13 +156,16 @@ def train_gestures(config: GestureConfig) -> dict:
     print(f"{len(examples)} crops of {len(known)} gestures + {config.na_name} in {data}: {len(train)} train, "
           f"{len(val)} validation; {len(unseen)} unseen"
           + (f" ({', '.join(sorted({e.gesture for e in unseen}))} in {unseen_root})" if unseen else ""))
+    model = build_gesture_model(config, len(classes))
+    if config.init_from:  # before the run folder, so a bad file leaves nothing behind
+        copied = init_from_model(model, config.init_from)
+        print(f"started from {config.init_from}: {len(copied)} layers copied, the scores layer new")
     run = prepare_run_folder(config.out, "gestures.keras")
     config.classes = classes
     config.data = str(data)
     config.unseen = str(unseen_root or "")
     config.save(run / "config.json")
 
-    model = build_gesture_model(config, len(classes))
     steps = max(1, len(train) // config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,

@@ -215,3 +215,73 @@ def test_train_gestures_cli_reports_bad_input_with_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["gestures", "--loss", "softmax"])
     assert exit_info.value.code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting from another run's features (--init-from)
+
+
+def test_init_from_copies_every_layer_but_the_scores(toy_gestures):
+    import keras
+
+    from conftest import TOY_GESTURE_SIDE
+
+    from handnet.gestures import build_gesture_model, init_from_model
+
+    run, _ = toy_gestures
+    source = keras.saving.load_model(run / "gestures.keras", compile=False)
+    # Another gesture set: four gestures and na, another loss and input side; only the scores differ.
+    model = build_gesture_model(GestureConfig(input_side=2 * TOY_GESTURE_SIDE, width=8, loss="ce"), 5)
+    fresh_scores = model.get_layer("scores").get_weights()
+    copied = init_from_model(model, run / "gestures.keras")
+    with_weights = [layer.name for layer in model.layers if layer.weights and layer.name != "scores"]
+    assert copied == with_weights and len(copied) == 12  # six conv + batch-norm blocks
+    for name in copied:  # batch-norm statistics included
+        for mine, theirs in zip(model.get_layer(name).get_weights(), source.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    for mine, before in zip(model.get_layer("scores").get_weights(), fresh_scores, strict=True):
+        np.testing.assert_array_equal(mine, before)
+
+
+def test_init_from_refuses_missing_and_incompatible_models(toy_gestures, toy_run):
+    from handnet.gestures import build_gesture_model, init_from_model
+
+    run, _ = toy_gestures
+    model = build_gesture_model(GestureConfig(input_side=32, width=16), 3)
+    with pytest.raises(ValueError, match="g_stem_conv.*same --width"):
+        init_from_model(model, run / "gestures.keras")
+    with pytest.raises(FileNotFoundError, match="model file not found"):
+        init_from_model(model, run / "missing.keras")
+    with pytest.raises(ValueError, match="has no layer 'g_stem_conv'"):
+        init_from_model(model, toy_run / "model.keras")  # a hand detector
+
+
+def test_training_starts_from_the_given_model(toy_gestures, tmp_path):
+    """Two epochs at a tenth of the learning rate keep what the source model knows; from scratch
+    they reach far less (the toy classifier needs about 20)."""
+    from conftest import TOY_GESTURE_SIDE, write_shape_folders
+
+    from handnet.gestures import train_gestures
+
+    source, _ = toy_gestures
+    data, _ = write_shape_folders(tmp_path / "shapes", per_class=24, seed=3)
+    settings = dict(data=str(data), input_side=TOY_GESTURE_SIDE, width=8, epochs=2, batch_size=16,
+                    learning_rate=3e-4, group_size=4, export=False)
+    tuned = train_gestures(GestureConfig(**settings, init_from=str(source / "gestures.keras"), out=str(tmp_path / "a")))
+    scratch = train_gestures(GestureConfig(**settings, out=str(tmp_path / "b")))
+    assert tuned["closed_set_accuracy"] >= 0.85
+    assert scratch["closed_set_accuracy"] < tuned["closed_set_accuracy"] - 0.2
+    assert GestureConfig.load(tmp_path / "a" / "config.json").init_from == str(source / "gestures.keras")
+
+
+def test_training_from_an_incompatible_model_leaves_no_run_folder(toy_gestures, tmp_path):
+    from conftest import write_shape_folders
+
+    from handnet.gestures import train_gestures
+
+    source, _ = toy_gestures
+    data, _ = write_shape_folders(tmp_path / "shapes", per_class=4)
+    with pytest.raises(ValueError, match="same --width"):
+        train_gestures(GestureConfig(data=str(data), input_side=32, width=16, epochs=1, group_size=1,
+                                     init_from=str(source / "gestures.keras"), out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
