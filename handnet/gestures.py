@@ -3,6 +3,7 @@
     python train.py gestures                                          # synthetic crops, bce_na
     python train.py gestures --data datasets/linto-gestures --loss bce_na --out runs/g-linto
     python train.py gestures --data datasets/linto-gestures --compare --out runs/g-compare
+    python train.py gestures --data datasets/linto-gestures --init-from runs/g-pre-fc/gestures.keras --out runs/g
 
 The losses follow nexocode's "Classifying unknown gestures with modified loss function" (2020):
 
@@ -16,7 +17,9 @@ Every model has K + 1 outputs (the K known gestures, then `na`) and every one is
 way (handnet.metrics.decide_gestures): the top score wins unless it is under the threshold, which
 means `na`. The threshold is picked on validation images and saved in config.json and the
 exported .tflite. results.json holds known_accuracy, unknown_to_na and unseen_to_na; the unseen
-gestures come from a folder never trained on.
+gestures come from a folder never trained on. --init-from starts from another run's layers
+(init_from_model): on a few hundred crops, features pretrained on a public gesture set matter
+more than the loss (docs/gestures.md).
 """
 
 from __future__ import annotations
