@@ -285,3 +285,17 @@ def test_training_from_an_incompatible_model_leaves_no_run_folder(toy_gestures, 
         train_gestures(GestureConfig(data=str(data), input_side=32, width=16, epochs=1, group_size=1,
                                      init_from=str(source / "gestures.keras"), out=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+
+
+def test_train_gestures_cli_names_a_missing_init_model_with_exit_2(tmp_path, capsys):
+    from conftest import write_shape_folders
+
+    import train
+
+    data, _ = write_shape_folders(tmp_path / "shapes", per_class=4)
+    argv = ["gestures", "--data", str(data), "--group-size", "1", "--init-from", str(tmp_path / "pre.keras"),
+            "--out", str(tmp_path / "run")]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pre.keras: model file not found" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
