@@ -49,7 +49,7 @@ def load_gesture_folder(root: str | os.PathLike, na_name: str = "na") -> tuple[l
     """(known gesture names sorted, examples) of a folder with one sub-folder per gesture.
     The `na_name` sub-folder is optional; its examples carry gesture == na_name."""
     root = Path(root)
-    folders = _image_folders(root)
+    folders = image_folders(root)
     known = sorted(name for name in folders if name != na_name)
     if not known:
         raise DatasetError(f"{root}: no gesture folders (expected one sub-folder of images per gesture"
@@ -60,13 +60,14 @@ def load_gesture_folder(root: str | os.PathLike, na_name: str = "na") -> tuple[l
 
 def load_unseen_folder(root: str | os.PathLike) -> list[Example]:
     """Examples of a folder with one sub-folder per unseen gesture."""
-    folders = _image_folders(Path(root))
+    folders = image_folders(Path(root))
     if not folders:
         raise DatasetError(f"{root}: no gesture folders with images")
     return [Example(str(path), name) for name in sorted(folders) for path in folders[name]]
 
 
-def _image_folders(root: Path) -> dict[str, list[Path]]:
+def image_folders(root: Path) -> dict[str, list[Path]]:
+    """{sub-folder name: its images, sorted} for every sub-folder of `root` holding images."""
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder")
     folders = {}
@@ -199,7 +200,7 @@ def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.
     listed gestures keep their folder, unseen ones go to `unseen_out`, all others into na/
     (files prefixed with their gesture, so runs of one recording stay together)."""
     layout = _Layout(gestures, out, unseen, unseen_out, na_name)
-    folders = _image_folders(Path(data))
+    folders = image_folders(Path(data))
     missing = [g for g in list(gestures) + list(unseen) if g not in folders]
     if missing:
         raise DatasetError(f"{data}: no folder of images named {', '.join(missing)}")
