@@ -5,6 +5,8 @@
         --gestures hello,vectory,iloveyou,callme --unseen okay,handup,thanks --out datasets/linto-gestures
     python -m handnet.gesture_data regroup --data ../shared/datasets/sign-language-digits \\
         --gestures 0,1,2 --unseen 5,6 --out datasets/digits
+    python -m handnet.gesture_data merge --data datasets/fc-gestures datasets/digits-all \\
+        --prefix fc_ digit_ --out datasets/pretrain-gestures
 
 The layout: a folder holds one sub-folder of images per known gesture, plus `na/` (the name is
 configurable) with images of gestures the game does not know, trained as "none of them". An
@@ -12,7 +14,9 @@ unseen folder (`<out>-unseen` by default) holds one sub-folder per gesture that 
 on and must still come out `na`. `crops` cuts every hand of a box-annotated dataset (any format
 handnet.annotations reads) into that layout with handnet.crops' framing: labels listed in
 --gestures become gestures, those in --unseen go to the unseen folder, all others to `na/`.
-`regroup` does the same for a dataset that is one image folder per gesture already.
+`regroup` does the same for a dataset that is one image folder per gesture already. `merge`
+pools several such folders into one, with a prefix per folder to keep their gestures apart (a
+larger set to pretrain on, for `train.py gestures --init-from`).
 """
 
 from __future__ import annotations
@@ -211,6 +215,28 @@ def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.
     return layout.publish()
 
 
+def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixes: list[str] = (),
+                  na_name: str = "na") -> dict:
+    """Copy several gesture folders into one: gesture G of data[i] goes to prefixes[i] + G (so
+    `fc_` and `digit_` keep two sets' gestures apart; with no prefixes, same-named gestures are
+    pooled), and every na/ folder into na/. Files are renamed <source folder>_<name>, so
+    recordings stay in runs and names never clash."""
+    if prefixes and len(prefixes) != len(data):
+        raise ValueError(f"--prefix needs one prefix per --data folder: {len(prefixes)} for {len(data)}")
+    if any(Path(root).resolve() == Path(out).resolve() for root in data):
+        raise ValueError(f"{out}: the merged folder must not be one of the --data folders")
+    sources = [(Path(root), image_folders(Path(root))) for root in data]
+    names = {(prefixes[i] if prefixes else "") + name for i, (_, folders) in enumerate(sources)
+             for name in folders if name != na_name}
+    layout = _Layout(sorted(names), out, na_name=na_name)
+    for i, (root, folders) in enumerate(sources):
+        for name, images in folders.items():
+            target = layout.folder(name if name == na_name else (prefixes[i] if prefixes else "") + name)
+            for image in images:
+                shutil.copyfile(image, target / f"{root.name}_{image.name}")
+    return layout.publish()
+
+
 class _Layout:
     """The training layout under construction: known gestures and na under `out`, unseen ones
     under `unseen_out`, each built under a .partial name and renamed by publish()."""
@@ -287,6 +313,11 @@ def main(argv=None) -> int:
         command.add_argument("--out", required=True, help="folder for the known gestures and na/")
         command.add_argument("--unseen-out", help="folder for the unseen gestures (default: <out>-unseen)")
         command.add_argument("--na-name", default="na")
+    merge = sub.add_parser("merge", help="copy several gesture folders into one")
+    merge.add_argument("--data", nargs="+", required=True, help="folders with one sub-folder of images per gesture")
+    merge.add_argument("--prefix", nargs="+", default=[], help="one prefix per --data folder for its gesture names")
+    merge.add_argument("--out", required=True, help="the merged folder")
+    merge.add_argument("--na-name", default="na")
     synthetic = sub.add_parser("synthetic", help="write the synthetic gesture folders")
     synthetic.add_argument("--out", default=str(SYNTHETIC_GESTURES_DIR))
     synthetic.add_argument("--per-class", type=int, default=150)
@@ -303,6 +334,9 @@ def main(argv=None) -> int:
                 counts = regroup_folders(args.data, split(args.gestures), args.out, split(args.unseen),
                                          args.unseen_out, args.na_name)
             for key, count in sorted(counts.items()):
+                print(f"{key}: {count}")
+        elif args.command == "merge":
+            for key, count in sorted(merge_folders(args.data, args.out, args.prefix, args.na_name).items()):
                 print(f"{key}: {count}")
         else:
             from handnet.synthetic import generate_gesture_folders  # noqa: PLC0415

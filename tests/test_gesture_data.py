@@ -9,8 +9,8 @@ import pytest
 from conftest import write_native
 from handnet.annotations import DatasetError
 from handnet.gesture_data import (
-    Example, cut_crops, load_gesture_folder, load_unseen_folder, main, make_gesture_dataset, mix_crops,
-    regroup_folders, split_examples, unseen_dir,
+    Example, cut_crops, load_gesture_folder, load_unseen_folder, main, make_gesture_dataset, merge_folders,
+    mix_crops, regroup_folders, split_examples, unseen_dir,
 )
 from handnet.gestures import gesture_targets
 from handnet.synthetic import FINGERS, KNOWN_GESTURES, UNKNOWN_GESTURES, UNSEEN_GESTURES, generate_gesture_crop, \
@@ -104,6 +104,39 @@ def test_regroup_turns_a_folder_per_gesture_into_the_training_layout(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out" / "na").iterdir()) == ["4_IMG_0.JPG", "4_IMG_1.JPG", "4_IMG_2.JPG"]
     with pytest.raises(DatasetError, match="no folder of images named 7"):
         regroup_folders(tmp_path / "digits", ["0", "7"], tmp_path / "bad")
+
+
+def gesture_folder(root, counts):
+    for gesture, n in counts.items():
+        (root / gesture).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(root / gesture / f"IMG_{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    return root
+
+
+def test_merge_keeps_sets_apart_by_prefix_and_pools_na(tmp_path):
+    fc = gesture_folder(tmp_path / "fc", {"one": 2, "five": 3, "na": 1})
+    digits = gesture_folder(tmp_path / "digits", {"5": 2, "one": 1, "na": 2})
+    counts = merge_folders([fc, digits], tmp_path / "all", ["fc_", "digit_"])
+    assert counts == {"all/digit_5": 2, "all/digit_one": 1, "all/fc_five": 3, "all/fc_one": 2, "all/na": 3}
+    known, examples = load_gesture_folder(tmp_path / "all")
+    assert known == ["digit_5", "digit_one", "fc_five", "fc_one"] and len(examples) == 11
+    # Files keep their source in their name: same-named images of two sets never clash.
+    assert sorted(p.name for p in (tmp_path / "all" / "na").iterdir()) == [
+        "digits_IMG_0.png", "digits_IMG_1.png", "fc_IMG_0.png"]
+    # Without prefixes, same-named gestures are pooled.
+    assert merge_folders([fc, digits], tmp_path / "pooled")["pooled/one"] == 3
+
+
+def test_merge_refuses_a_prefix_count_mismatch_and_writing_over_its_input(tmp_path, capsys):
+    fc = gesture_folder(tmp_path / "fc", {"one": 1})
+    with pytest.raises(ValueError, match="one prefix per --data folder"):
+        merge_folders([fc], tmp_path / "out", ["a_", "b_"])
+    assert main(["merge", "--data", str(fc), "--out", str(fc)]) == 2
+    assert "must not be one of the --data folders" in capsys.readouterr().err
+    assert sorted(p.name for p in (fc / "one").iterdir()) == ["IMG_0.png"]
+    assert main(["merge", "--data", str(fc), str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert "missing" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_mixed_crop_takes_each_pixel_from_one_crop_and_splits_left_from_right():
