@@ -111,10 +111,15 @@ def place_crop(rng: np.random.Generator, image: np.ndarray, box, wall, size=(240
 
 
 def write_scenes(data: str | os.PathLike, out: str | os.PathLike, size=(240, 320), radii=(10.0, 80.0),
-                 per_image: int = 1, seed: int = 0, progress: bool = True) -> dict:
-    """Every crop of `data` (one sub-folder of images per label) as `per_image` scenes in the
-    native folder `out`. Returns {"scenes": n, "no_hand": [files left out]}."""
+                 per_image: int = 1, seed: int = 0, progress: bool = True, only: list[str] = ()) -> dict:
+    """Every crop of `data` (one sub-folder of images per label; only those named in `only`, if
+    given) as `per_image` scenes in the native folder `out`. Returns {"scenes": n, "no_hand":
+    [files left out]}."""
     folders = image_folders(Path(data))
+    missing = sorted(set(only) - set(folders))
+    if missing:
+        raise DatasetError(f"{data}: no sub-folder of images named {', '.join(missing)}")
+    folders = {name: images for name, images in folders.items() if not only or name in only}
     if not folders:
         raise DatasetError(f"{data}: no sub-folders of images")
     out = Path(out)
@@ -150,7 +155,7 @@ def write_scenes(data: str | os.PathLike, out: str | os.PathLike, size=(240, 320
         raise
     doc = {"format": "handnet", "version": 1, "labels": sorted(folders),
            "source": {"name": "handnet.crop_scenes", "data": str(data), "seed": seed, "size": list(size),
-                      "radii": list(radii), "per_image": per_image},
+                      "radii": list(radii), "per_image": per_image, "only": list(only)},
            "images": entries}
     (partial / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
     if out.exists():
@@ -167,6 +172,7 @@ def main(argv=None) -> int:
     parser.add_argument("--radii", type=float, nargs=2, default=(10.0, 80.0), metavar=("MIN", "MAX"),
                         help="range of hand radii in the scenes, in pixels (log-uniform)")
     parser.add_argument("--per-image", type=int, default=1, help="scenes made from each crop")
+    parser.add_argument("--only", default="", help="comma-separated sub-folders to use (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not 0 < args.radii[0] <= args.radii[1]:
@@ -174,7 +180,9 @@ def main(argv=None) -> int:
     if args.per_image < 1:
         parser.error("--per-image must be at least 1")
     try:
-        result = write_scenes(args.data, args.out, tuple(args.size), tuple(args.radii), args.per_image, args.seed)
+        only = [name.strip() for name in args.only.split(",") if name.strip()]
+        result = write_scenes(args.data, args.out, tuple(args.size), tuple(args.radii), args.per_image, args.seed,
+                              only=only)
     except DatasetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -99,6 +99,16 @@ def test_write_scenes_makes_a_native_folder_with_one_hand_per_scene(tmp_path):
     assert (out / "hands.json").read_text() == (tmp_path / "again" / "hands.json").read_text()
 
 
+def test_only_takes_the_named_folders_and_names_a_missing_one(tmp_path):
+    write_crops(tmp_path / "crops", {"5": 2, "fist": 3})
+    result = write_scenes(tmp_path / "crops", tmp_path / "fives", size=(120, 160), progress=False, only=["5"])
+    samples = load_samples([str(tmp_path / "fives")], "5=positive")
+    assert result["scenes"] == 2 and {h.label for s in samples for h in s.hands} == {"5"}
+    with pytest.raises(DatasetError, match="no sub-folder of images named open"):
+        write_scenes(tmp_path / "crops", tmp_path / "none", progress=False, only=["5", "open"])
+    assert not (tmp_path / "none").exists() and not (tmp_path / "none.partial").exists()
+
+
 def test_an_unreadable_crop_stops_it_with_the_file_named_and_nothing_written(tmp_path):
     write_crops(tmp_path / "crops", {"5": 2})
     (tmp_path / "crops" / "5" / "broken.jpg").write_bytes(b"\xff\xd8not a jpeg")
