@@ -220,20 +220,25 @@ def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixe
     """Copy several gesture folders into one: gesture G of data[i] goes to prefixes[i] + G (so
     `fc_` and `digit_` keep two sets' gestures apart; with no prefixes, same-named gestures are
     pooled), and every na/ folder into na/. Files are renamed <source folder>_<name>, so
-    recordings stay in runs and names never clash."""
+    recordings stay in runs; two --data folders of the same name pooling one gesture clash, an
+    error that leaves nothing behind."""
     if prefixes and len(prefixes) != len(data):
         raise ValueError(f"--prefix needs one prefix per --data folder: {len(prefixes)} for {len(data)}")
     if any(Path(root).resolve() == Path(out).resolve() for root in data):
         raise ValueError(f"{out}: the merged folder must not be one of the --data folders")
+    prefixes = list(prefixes) or [""] * len(data)
     sources = [(Path(root), image_folders(Path(root))) for root in data]
-    names = {(prefixes[i] if prefixes else "") + name for i, (_, folders) in enumerate(sources)
-             for name in folders if name != na_name}
+    names = {prefix + name for prefix, (_, folders) in zip(prefixes, sources) for name in folders if name != na_name}
     layout = _Layout(sorted(names), out, na_name=na_name)
-    for i, (root, folders) in enumerate(sources):
+    for prefix, (root, folders) in zip(prefixes, sources):
         for name, images in folders.items():
-            target = layout.folder(name if name == na_name else (prefixes[i] if prefixes else "") + name)
+            target = layout.folder(name if name == na_name else prefix + name)
             for image in images:
-                shutil.copyfile(image, target / f"{root.name}_{image.name}")
+                copy = target / f"{root.name}_{image.name}"
+                if copy.exists():  # two --data folders of the same name
+                    layout.discard()
+                    raise ValueError(f"{image} and another --data folder's file would both be {copy.name}")
+                shutil.copyfile(image, copy)
     return layout.publish()
 
 

@@ -137,6 +137,11 @@ def test_merge_refuses_a_prefix_count_mismatch_and_writing_over_its_input(tmp_pa
     assert sorted(p.name for p in (fc / "one").iterdir()) == ["IMG_0.png"]
     assert main(["merge", "--data", str(fc), str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
     assert "missing" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    # Two folders named alike would write one file name twice: an error, not an overwrite.
+    twin = gesture_folder(tmp_path / "elsewhere" / "fc", {"one": 1})
+    with pytest.raises(ValueError, match="would both be fc_IMG_0.png"):
+        merge_folders([fc, twin], tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
 def test_mixed_crop_takes_each_pixel_from_one_crop_and_splits_left_from_right():
