@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 
 from handnet.annotations import IMAGE_SUFFIXES, NATIVE_FILE, read_image
-from handnet.config import write_text_atomic
+from handnet.atomic import write_text
+from handnet.config import parse_names
 
 WINDOW = "handnet annotate"
 DEFAULT_LABELS = ("open", "other")
@@ -112,7 +113,7 @@ class Annotator:
         """Rewrite hands.json atomically: every annotated frame, in file order."""
         self.doc["labels"] = self.labels
         self.doc["images"] = [{"file": f, **self.extra.get(f, {}), "hands": self.entries[f]} for f in sorted(self.entries)]
-        write_text_atomic(self.path, json.dumps(self.doc, indent=1) + "\n")
+        write_text(self.path, json.dumps(self.doc, indent=1) + "\n")
 
     # -- navigation -------------------------------------------------------------------------
 
@@ -352,7 +353,7 @@ def main(argv=None) -> int:
                                         "(python -m handnet.evaluate --worst writes one)")
     args = parser.parse_args(argv)
     try:
-        labels = [v.strip() for v in args.labels.split(",") if v.strip()] if args.labels else None
+        labels = parse_names(args.labels) if args.labels else None
         files = Path(args.files).read_text().split() if args.files else None
         propose = model_proposer(args.model, args.threshold) if args.model else None
         annotator = Annotator(args.data, labels, propose, files)

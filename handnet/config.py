@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from handnet.atomic import write_text
+
 CONFIG_VERSION = 1
 
 # What each label of a dataset means to the detector. "positive" hands are to be found, "ignore"
@@ -46,7 +48,7 @@ class SavedConfig:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     def save(self, path: str | os.PathLike) -> None:
-        write_text_atomic(Path(path), self.to_json() + "\n")
+        write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SavedConfig":
@@ -260,10 +262,15 @@ class GestureConfig(SavedConfig):
             raise ValueError(f"mix_unknowns must be in [0, 1], got {self.mix_unknowns}")
 
 
+def parse_names(spec: str) -> list[str]:
+    """A comma-separated flag value: 'hello, yes,,ok' -> ['hello', 'yes', 'ok']."""
+    return [part.strip() for part in spec.split(",") if part.strip()]
+
+
 def parse_labels(spec: str) -> dict[str, str]:
     """'hello=positive,*=ignore' -> {'hello': 'positive', '*': 'ignore'}; '*' matches the rest."""
     mapping = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
+    for item in parse_names(spec):
         name, sep, role = item.partition("=")
         name, role = name.strip(), role.strip()
         if not sep or not name or role not in ROLES:
@@ -273,9 +280,3 @@ def parse_labels(spec: str) -> dict[str, str]:
         raise ValueError(f"--labels: '{spec}' maps no label to positive, so there is nothing to detect")
     return mapping
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

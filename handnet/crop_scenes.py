@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import cv2
 import numpy as np
 
 from handnet.annotations import NATIVE_FILE, DatasetError, box_to_hand, read_image
+from handnet.atomic import building_folders
+from handnet.config import parse_names
 from handnet.gesture_data import image_folders
 
 # The hand's box stops this many box widths below its top: the rest is forearm.
@@ -123,9 +124,6 @@ def write_scenes(data: str | os.PathLike, out: str | os.PathLike, size=(240, 320
     if not folders:
         raise DatasetError(f"{data}: no sub-folders of images")
     out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     entries, no_hand = [], []
     jobs = [(label, path) for label, paths in folders.items() for path in paths]
@@ -134,7 +132,7 @@ def write_scenes(data: str | os.PathLike, out: str | os.PathLike, size=(240, 320
 
         jobs = tqdm(jobs, desc=f"scenes -> {out}", unit="crop", file=sys.stdout,
                     mininterval=0.5 if sys.stdout.isatty() else 15)
-    try:
+    with building_folders(out) as (partial,):
         for label, path in jobs:
             image = read_image(path)
             found = find_hand(image)
@@ -150,17 +148,11 @@ def write_scenes(data: str | os.PathLike, out: str | os.PathLike, size=(240, 320
                 cv2.imwrite(str(partial / name), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 entries.append({"file": name, "hands": [{"x": round(x, 2), "y": round(y, 2), "radius": round(r, 2),
                                                          "label": label}]})
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    doc = {"format": "handnet", "version": 1, "labels": sorted(folders),
-           "source": {"name": "handnet.crop_scenes", "data": str(data), "seed": seed, "size": list(size),
-                      "radii": list(radii), "per_image": per_image, "only": list(only)},
-           "images": entries}
-    (partial / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
+        doc = {"format": "handnet", "version": 1, "labels": sorted(folders),
+               "source": {"name": "handnet.crop_scenes", "data": str(data), "seed": seed, "size": list(size),
+                          "radii": list(radii), "per_image": per_image, "only": list(only)},
+               "images": entries}
+        (partial / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
     return {"scenes": len(entries), "no_hand": no_hand}
 
 
@@ -180,7 +172,7 @@ def main(argv=None) -> int:
     if args.per_image < 1:
         parser.error("--per-image must be at least 1")
     try:
-        only = [name.strip() for name in args.only.split(",") if name.strip()]
+        only = parse_names(args.only)
         result = write_scenes(args.data, args.out, tuple(args.size), tuple(args.radii), args.per_image, args.seed,
                               only=only)
     except DatasetError as err:

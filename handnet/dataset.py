@@ -31,6 +31,7 @@ from handnet.annotations import (
     IMAGE_SUFFIXES, NATIVE_FILE, DatasetError, Hand, Sample, hand_problems, mask_problems, read_dataset, read_image,
     yolo_label_path,
 )
+from handnet.atomic import building_folders
 from handnet.config import DEFAULT_LABELS, parse_labels
 from handnet.metrics import FAR_FRACTION
 
@@ -225,28 +226,21 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, to: str) -> list[Sam
     if problems:
         raise DatasetError(f"{problems[0]} ({len(problems)} problem(s) in {src}; see python -m handnet.dataset check {src})")
     labels = _label_order(src, samples)
-    tmp = dst.with_name(dst.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     rel_paths = [Path(os.path.relpath(s.path, src)) for s in samples]
     if any(p.parts[0] == ".." for p in rel_paths):
         raise DatasetError(f"{src}: some images lie outside the folder; convert copies only what is inside it")
     if to == "yolo":  # YOLO finds images only under an images/ folder
         rel_paths = [p if "images" in p.parts[:-1] else Path("images") / p for p in rel_paths]
-    for sample, rel in zip(samples, rel_paths):
-        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sample.path, tmp / rel)
     # Label masks go along to a native folder; the other formats have no place for them.
     masks = [Path(os.path.relpath(s.mask, src)) if s.mask and to == "native" else None for s in samples]
-    for sample, rel in zip(samples, masks):
-        if rel is not None:
+    with building_folders(dst) as (tmp,):
+        copies = [(s.path, rel) for s, rel in zip(samples, rel_paths)]
+        copies += [(s.mask, rel) for s, rel in zip(samples, masks) if rel is not None]
+        for source, rel in copies:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(sample.mask, tmp / rel)
-    written = [dataclasses.replace(s, mask=rel.as_posix() if rel else "") for s, rel in zip(samples, masks)]
-    WRITERS[to](tmp, written, rel_paths, labels)
-    if dst.exists():
-        dst.rmdir()
-    os.replace(tmp, dst)
+            shutil.copyfile(source, tmp / rel)
+        written = [dataclasses.replace(s, mask=rel.as_posix() if rel else "") for s, rel in zip(samples, masks)]
+        WRITERS[to](tmp, written, rel_paths, labels)
     return samples
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from handnet import __version__
+from handnet.atomic import write_bytes
 from handnet.config import Config
 from handnet.runtime import METADATA_NAME
 
@@ -159,7 +160,7 @@ def export_model(model, config: Config, mode: str, out: str | os.PathLike, frame
 
         fixed = quantization_aware_finetune(fixed, config, epochs=qat_epochs, progress=progress)
     tflite = embed_metadata(convert(fixed, mode, frames), model_metadata(config, mode, detection_label(config)))
-    return write_atomic(out, tflite)
+    return write_bytes(out, tflite)
 
 
 def gesture_metadata(config, mode: str) -> dict:
@@ -195,16 +196,7 @@ def export_gesture_model(model, config, out: str | os.PathLike, examples, mode: 
     if mode == "int8":
         picked = examples[:: max(1, len(examples) // REPRESENTATIVE_FRAMES)][:REPRESENTATIVE_FRAMES]
         frames = [load_crop(e.path, config.input_side).astype(np.float32) for e in picked]
-    return write_atomic(out, embed_metadata(convert(model, mode, frames), gesture_metadata(config, mode)))
-
-
-def write_atomic(out: str | os.PathLike, data: bytes) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
-    return out
+    return write_bytes(out, embed_metadata(convert(model, mode, frames), gesture_metadata(config, mode)))
 
 
 def main(argv=None) -> int:

@@ -32,6 +32,8 @@ import cv2
 import numpy as np
 
 from handnet.annotations import IMAGE_SUFFIXES, DatasetError, load_samples, read_image, split_samples
+from handnet.atomic import partial_folder, publish_folder
+from handnet.config import parse_names
 from handnet.crops import crop_hand, fit_square
 
 SYNTHETIC_GESTURES_DIR = Path("datasets/synthetic-gestures")
@@ -184,18 +186,18 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
               unseen_out: str | os.PathLike | None = None, side: int = 96, na_name: str = "na") -> dict:
     """Crop every annotated hand of `data` into the gesture layout; returns {folder: count}.
     Crop files are named after their source image, so consecutive frames stay neighbours."""
-    layout = _Layout(gestures, out, unseen, unseen_out, na_name)
     samples = load_samples(data, "*=positive")  # every hand, whatever its label
-    for sample in samples:
-        frame = read_image(sample.path)
-        for i, hand in enumerate(sample.hands):
-            target = layout.folder(hand.label)
-            cv2.imwrite(str(target / f"{Path(sample.path).stem}_{i}.png"), crop_hand(frame, hand.x, hand.y, hand.radius, side))
-    missing = [g for g in list(gestures) + list(unseen) if not layout.counts.get(g)]
-    if missing:
-        layout.discard()
-        raise DatasetError(f"no hands labelled {', '.join(missing)} in {', '.join(data)}")
-    return layout.publish()
+    with _Layout(gestures, out, unseen, unseen_out, na_name) as layout:
+        for sample in samples:
+            frame = read_image(sample.path)
+            for i, hand in enumerate(sample.hands):
+                target = layout.folder(hand.label)
+                cv2.imwrite(str(target / f"{Path(sample.path).stem}_{i}.png"),
+                            crop_hand(frame, hand.x, hand.y, hand.radius, side))
+        missing = [g for g in list(gestures) + list(unseen) if not layout.counts.get(g)]
+        if missing:
+            raise DatasetError(f"no hands labelled {', '.join(missing)} in {', '.join(data)}")
+        return layout.publish()
 
 
 def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.PathLike, unseen: list[str] = (),
@@ -203,16 +205,16 @@ def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.
     """Copy an image-folder dataset (one sub-folder per gesture) into the training layout:
     listed gestures keep their folder, unseen ones go to `unseen_out`, all others into na/
     (files prefixed with their gesture, so runs of one recording stay together)."""
-    layout = _Layout(gestures, out, unseen, unseen_out, na_name)
     folders = image_folders(Path(data))
     missing = [g for g in list(gestures) + list(unseen) if g not in folders]
     if missing:
         raise DatasetError(f"{data}: no folder of images named {', '.join(missing)}")
-    for name, images in folders.items():
-        prefix = "" if name in gestures or name in unseen else f"{name}_"
-        for image in images:
-            shutil.copyfile(image, layout.folder(name) / f"{prefix}{image.name}")
-    return layout.publish()
+    with _Layout(gestures, out, unseen, unseen_out, na_name) as layout:
+        for name, images in folders.items():
+            prefix = "" if name in gestures or name in unseen else f"{name}_"
+            for image in images:
+                shutil.copyfile(image, layout.folder(name) / f"{prefix}{image.name}")
+        return layout.publish()
 
 
 def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixes: list[str] = (),
@@ -229,22 +231,22 @@ def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixe
     prefixes = list(prefixes) or [""] * len(data)
     sources = [(Path(root), image_folders(Path(root))) for root in data]
     names = {prefix + name for prefix, (_, folders) in zip(prefixes, sources) for name in folders if name != na_name}
-    layout = _Layout(sorted(names), out, na_name=na_name)
-    for prefix, (root, folders) in zip(prefixes, sources):
-        for name, images in folders.items():
-            target = layout.folder(name if name == na_name else prefix + name)
-            for image in images:
-                copy = target / f"{root.name}_{image.name}"
-                if copy.exists():  # two --data folders of the same name
-                    layout.discard()
-                    raise ValueError(f"{image} and another --data folder's file would both be {copy.name}")
-                shutil.copyfile(image, copy)
-    return layout.publish()
+    with _Layout(sorted(names), out, na_name=na_name) as layout:
+        for prefix, (root, folders) in zip(prefixes, sources):
+            for name, images in folders.items():
+                target = layout.folder(name if name == na_name else prefix + name)
+                for image in images:
+                    copy = target / f"{root.name}_{image.name}"
+                    if copy.exists():  # two --data folders of the same name
+                        raise ValueError(f"{image} and another --data folder's file would both be {copy.name}")
+                    shutil.copyfile(image, copy)
+        return layout.publish()
 
 
 class _Layout:
-    """The training layout under construction: known gestures and na under `out`, unseen ones
-    under `unseen_out`, each built under a .partial name and renamed by publish()."""
+    """The training layout under construction, used as `with _Layout(...) as layout`: known
+    gestures and na under `out`, unseen ones under `unseen_out`, each built in its
+    handnet.atomic.partial_folder and renamed by publish(); an error in the block removes them."""
 
     def __init__(self, gestures, out, unseen=(), unseen_out=None, na_name="na"):
         if set(gestures) & set(unseen):
@@ -258,7 +260,14 @@ class _Layout:
         self.unseen_out = Path(unseen_out) if unseen_out else unseen_dir(self.out)
         self.roots = [self.out, self.unseen_out] if unseen else [self.out]
         self.counts: dict[str, int] = {}  # label -> files placed
+
+    def __enter__(self) -> _Layout:
         self.discard()
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None:
+            self.discard()
 
     def folder(self, label: str) -> Path:
         """The (created) folder a file of this label goes to; counts the file."""
@@ -269,29 +278,23 @@ class _Layout:
         else:
             root, folder = self.out, self.na_name
         self.counts[label] = self.counts.get(label, 0) + 1
-        target = _partial(root) / folder
+        target = partial_folder(root) / folder
         target.mkdir(parents=True, exist_ok=True)
         return target
 
     def discard(self) -> None:
         for root in self.roots:
-            shutil.rmtree(_partial(root), ignore_errors=True)
+            shutil.rmtree(partial_folder(root), ignore_errors=True)
 
     def publish(self) -> dict:
         """Replace the finished folders; returns {"<root>/<folder>": files}."""
         summary: dict[str, int] = {}
         for root in self.roots:
-            partial = _partial(root)
+            partial = partial_folder(root)
             for folder in sorted(p for p in partial.iterdir() if p.is_dir()) if partial.is_dir() else []:
                 summary[f"{root.name}/{folder.name}"] = sum(1 for _ in folder.iterdir())
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(partial, root)
+            publish_folder(partial, root)
         return summary
-
-
-def _partial(root: Path) -> Path:
-    return root.with_name(root.name + ".partial")
 
 
 def ensure_synthetic_gestures(root: Path = SYNTHETIC_GESTURES_DIR, per_class: int = 150, side: int = 64) -> Path:
@@ -331,12 +334,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command in ("crops", "regroup"):
-            split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
             if args.command == "crops":
-                counts = cut_crops(args.data, split(args.gestures), args.out, split(args.unseen), args.unseen_out,
+                counts = cut_crops(args.data, parse_names(args.gestures), args.out, parse_names(args.unseen), args.unseen_out,
                                    args.side, args.na_name)
             else:
-                counts = regroup_folders(args.data, split(args.gestures), args.out, split(args.unseen),
+                counts = regroup_folders(args.data, parse_names(args.gestures), args.out, parse_names(args.unseen),
                                          args.unseen_out, args.na_name)
             for key, count in sorted(counts.items()):
                 print(f"{key}: {count}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handnet.atomic import partial_file
 from handnet.draw import draw_overlay
 from handnet.letterbox import apply_letterbox
 from handnet.peaks import detect_hands
@@ -125,7 +126,7 @@ class VideoOut:
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.stem + ".partial" + self.path.suffix)
+        self.partial = partial_file(self.path)
         self.fps = fps
         self.writer = None
         self.size = None

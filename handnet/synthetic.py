@@ -21,7 +21,6 @@ import json
 import math
 import multiprocessing
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 
 from handnet.annotations import NATIVE_FILE
+from handnet.atomic import building_folders
 from handnet.config import Config
 
 BACKGROUNDS = (
@@ -105,36 +105,33 @@ def generate_dataset(out: str | os.PathLike, count: int, size=(240, 320), seed: 
     workers: processes drawing scenes (default: one per CPU core; small sets use one). Scenes
     depend only on (seed, index), so the folder is the same bytes whatever the count."""
     out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / MASK_FOLDER).mkdir(parents=True)
-    jobs = [(str(tmp), seed, index, tuple(size)) for index in range(count)]
     workers = 1 if count < PARALLEL_MIN else (workers or os.cpu_count() or 1)
-    pool = None
-    if workers > 1:
-        # spawn, not fork: the parent may run TensorFlow's threads already.
-        pool = multiprocessing.get_context("spawn").Pool(workers)
-        entries = pool.imap(_write_scene, jobs, chunksize=32)
-    else:
-        entries = map(_write_scene, jobs)
-    try:
-        if progress:
-            from tqdm import tqdm  # noqa: PLC0415
+    with building_folders(out) as (tmp,):
+        (tmp / MASK_FOLDER).mkdir()
+        jobs = [(str(tmp), seed, index, tuple(size)) for index in range(count)]
+        pool = None
+        if workers > 1:
+            # spawn, not fork: the parent may run TensorFlow's threads already.
+            pool = multiprocessing.get_context("spawn").Pool(workers)
+            entries = pool.imap(_write_scene, jobs, chunksize=32)
+        else:
+            entries = map(_write_scene, jobs)
+        try:
+            if progress:
+                from tqdm import tqdm  # noqa: PLC0415
 
-            entries = tqdm(entries, total=count, desc=f"synthetic -> {out}", unit="img", file=sys.stdout,
-                           mininterval=0.5 if sys.stdout.isatty() else 15)
-        entries = list(entries)
-    finally:
-        if pool is not None:
-            pool.terminate()
-    doc = {"format": "handnet", "version": 1, "labels": ["open", "other", *DISTRACTOR_LABELS],
-           "mask_labels": list(MASK_LABELS),
-           "generator": {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": seed, "count": count, "size": list(size)},
-           "images": entries}
-    (tmp / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+                entries = tqdm(entries, total=count, desc=f"synthetic -> {out}", unit="img", file=sys.stdout,
+                               mininterval=0.5 if sys.stdout.isatty() else 15)
+            entries = list(entries)
+        finally:
+            if pool is not None:
+                pool.terminate()
+        doc = {"format": "handnet", "version": 1, "labels": ["open", "other", *DISTRACTOR_LABELS],
+               "mask_labels": list(MASK_LABELS),
+               "generator": {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": seed, "count": count,
+                             "size": list(size)},
+               "images": entries}
+        (tmp / NATIVE_FILE).write_text(json.dumps(doc, indent=1) + "\n")
     return out
 
 
@@ -190,17 +187,13 @@ def generate_gesture_folders(out: str | os.PathLike, per_class: int = 150, side:
     unseen_out = Path(unseen_out) if unseen_out else out.with_name(out.name + "-unseen")
     plan = [(out, g, g) for g in KNOWN_GESTURES] + [(out, na_name, g) for g in UNKNOWN_GESTURES]
     plan += [(unseen_out, g, g) for g in UNSEEN_GESTURES]
-    for root in (out, unseen_out):
-        shutil.rmtree(root.with_name(root.name + ".partial"), ignore_errors=True)
-    for root, folder, gesture in plan:
-        target = root.with_name(root.name + ".partial") / folder
-        target.mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            cv2.imwrite(str(target / f"{gesture}_{index:05d}.png"), generate_gesture_crop(seed, index, gesture, side))
-    for root in (out, unseen_out):
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(root.with_name(root.name + ".partial"), root)
+    with building_folders(out, unseen_out) as partials:
+        partial_of = dict(zip((out, unseen_out), partials))
+        for root, folder, gesture in plan:
+            target = partial_of[root] / folder
+            target.mkdir(exist_ok=True)
+            for index in range(per_class):
+                cv2.imwrite(str(target / f"{gesture}_{index:05d}.png"), generate_gesture_crop(seed, index, gesture, side))
     return out, unseen_out
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples
+from handnet.atomic import partial_file
 from handnet.config import Config
 from handnet.data import PreparedExamples, make_dataset, make_example
 from handnet.distribute import (
@@ -405,7 +406,7 @@ def _under(path: str, root: str) -> bool:
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".partial.keras")
+    tmp = partial_file(path)
     model.save(tmp)
     os.replace(tmp, path)
 
