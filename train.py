@@ -37,7 +37,8 @@ HELP = {
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",
     "init": "start from the weights of a trained model of the same preset and input channels: a run's "
-            "model.keras or a .weights.h5 (default: fresh weights)",
+            "model.keras, a .weights.h5, or an exported detector .tflite such as the shipped "
+            "models/handnet-fast-int8.tflite (default: fresh weights)",
     "loss": "mse | bce | weighted_bce | focal | quality_focal | dice | tversky",
     "aux_weight": "weight of the focal loss on an auxiliary training head that lights up every annotated hand, "
                   "ignored ones included; the saved model leaves it out (0 = off; default 1.0)",

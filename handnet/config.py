@@ -95,7 +95,7 @@ class Config(SavedConfig):
     crops_per_image: int = 1  # training images recur this many times per epoch, each time another
     # crop (and flip): with crops a quarter of the input, 4 keeps an epoch the pixels of whole images
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
-    init: str = ""  # start from a trained model of the same preset (.keras or .weights.h5); "" = fresh weights
+    init: str = ""  # start from a trained model of the same preset (.keras, .weights.h5 or .tflite); "" = fresh weights
     # targets
     target: str = "gaussian"  # gaussian | disk
     sigma_scale: float = 0.35  # Gaussian sigma in output cells = sigma_scale * radius / stride

@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from handnet import __version__
 from handnet.atomic import write_bytes
 from handnet.config import Config
 from handnet.runtime import METADATA_NAME
+
+# TFLite tensor types of weights, as numpy dtypes (schema.TensorType: FLOAT32, FLOAT16, INT32, INT8)
+TENSOR_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 9: np.int8}
 
 MODES = ("fp32", "fp16", "dynamic", "int8", "qat")
 METADATA_VERSION = 1
@@ -141,6 +145,57 @@ def embed_metadata(tflite: bytes, metadata: dict) -> bytes:
     record.name, record.buffer = METADATA_NAME, len(model.buffers) - 1
     model.metadata.append(record)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_conv_weights(path: str | os.PathLike) -> tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The float weights of an exported detector, to fine-tune it (train.py --init X.tflite):
+    (its preset, {Keras layer name: (kernel (kh, kw, in, out), bias (out,)) float32}) for every
+    convolution, dequantized with the file's own scales. The converter folded each batch-norm
+    into the convolution before it, so each bias is the folded one (handnet.model.load_init_weights
+    unfolds them). ValueError for a file that is not a handnet detector."""
+    from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415
+    from ai_edge_litert.tools import flatbuffer_utils  # noqa: PLC0415
+
+    from handnet.runtime import ModelInfo, read_model_info  # noqa: PLC0415
+
+    info = read_model_info(path)
+    if not isinstance(info, ModelInfo):
+        raise ValueError(f"{path}: a gesture classifier, not a hand detector")
+    model = flatbuffer_utils.read_model(str(path))
+    graph = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    producer = {out: op for op in graph.operators for out in op.outputs}
+
+    def stored(index: int) -> int:
+        """The tensor holding an input's values: fp16 files keep float16 weights behind a DEQUANTIZE."""
+        op = producer.get(index)
+        if op is not None and codes[op.opcodeIndex] == schema.BuiltinOperator.DEQUANTIZE:
+            return stored(op.inputs[0])
+        return index
+
+    def values(index: int) -> np.ndarray:
+        tensor = graph.tensors[index]
+        data = model.buffers[tensor.buffer].data
+        if data is None:
+            raise ValueError(f"{path}: {tensor.name.decode()} is not a constant; cannot read its weights")
+        array = np.frombuffer(data.tobytes(), TENSOR_DTYPES[tensor.type]).reshape(tensor.shape).astype(np.float32)
+        quant = tensor.quantization
+        if quant is not None and quant.scale is not None and len(quant.scale):
+            shape = [1] * array.ndim
+            shape[quant.quantizedDimension if len(quant.scale) > 1 else 0] = -1
+            array = (array - np.reshape(quant.zeroPoint, shape)) * np.reshape(quant.scale, shape)
+        return array
+
+    weights = {}
+    for op in graph.operators:
+        if codes[op.opcodeIndex] != schema.BuiltinOperator.CONV_2D:
+            continue
+        kernel, bias = stored(op.inputs[1]), stored(op.inputs[2])
+        name = re.search(r"([A-Za-z0-9_]+?)(?:_\d+)?/convolution$", graph.tensors[kernel].name.decode())
+        if name is None:
+            raise ValueError(f"{path}: cannot tell which layer {graph.tensors[kernel].name.decode()} belongs to")
+        weights[name.group(1)] = (values(kernel).transpose(1, 2, 3, 0), values(bias))  # TFLite: (out, kh, kw, in)
+    return info.preset, weights
 
 
 def export_model(model, config: Config, mode: str, out: str | os.PathLike, frames=None,

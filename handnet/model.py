@@ -23,6 +23,7 @@ import math
 import os
 
 import keras
+import numpy as np
 
 from handnet.config import HEAD_OUTPUTS, PRESET_SIZE_MULTIPLES, PRESET_STRIDES, TRAINING_HEADS, Config
 
@@ -155,16 +156,25 @@ def load_backbone_weights(model: keras.Model, weights: str) -> None:
 def check_init_file(path: str) -> None:
     """Raise FileNotFoundError unless `path` (train.py --init) is a file."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--init: no such file '{path}' (a model.keras or .weights.h5)")
+        raise FileNotFoundError(f"--init: no such file '{path}' (a model.keras, .weights.h5 or exported .tflite)")
 
 
-def load_init_weights(model: keras.Model, path: str) -> None:
+def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
     """Start `model` from the weights of a trained network of the same preset: a `.keras` model
-    (a run's model.keras) or a `.weights.h5` file. Raises FileNotFoundError or ValueError, naming
-    the file, when it is missing or holds another network."""
+    (a run's model.keras), a `.weights.h5` file, or an exported detector `.tflite` (the shipped
+    model too), whose weights load_folded_weights unfolds with `frames` ((N, H, W, 3) float32
+    pixels, letterboxed training images). Raises FileNotFoundError or ValueError, naming the
+    file, when it is missing or holds another network."""
     check_init_file(path)
     try:
-        if path.endswith(".keras"):
+        if path.endswith(".tflite"):
+            from handnet.export import read_conv_weights  # noqa: PLC0415
+
+            preset, weights = read_conv_weights(path)
+            if f"handnet_{preset}" != model.name:
+                raise ValueError(f"it holds the '{preset}' preset, not '{model.name.removeprefix('handnet_')}'")
+            load_folded_weights(model, weights, frames)
+        elif path.endswith(".keras"):
             source = keras.saving.load_model(path, compile=False)
             if source.name != model.name:
                 raise ValueError(f"it holds '{source.name}', not '{model.name}'")
@@ -173,6 +183,44 @@ def load_init_weights(model: keras.Model, path: str) -> None:
             model.load_weights(path)
     except (ValueError, OSError) as err:
         raise ValueError(f"--init {path}: cannot start '{model.name}' from it: {err}") from err
+
+
+def load_folded_weights(model: keras.Model, weights: dict, frames) -> None:
+    """Set every convolution of `model` from `weights` ({layer name: (kernel, bias)}, each
+    batch-norm already folded into the convolution before it, as in an exported file), and each
+    such batch-norm so that the block computes exactly the folded convolution again: its moving
+    mean and variance are those of the convolution's output over `frames`, and gamma and beta
+    undo them. So inference starts where the file was, and training, which normalises with each
+    batch's own statistics, starts close to it."""
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    for layer in convs:
+        if layer.name not in weights:
+            raise ValueError(f"no weights for layer '{layer.name}'")
+        kernel, bias = weights[layer.name]
+        if tuple(kernel.shape) != tuple(layer.kernel.shape):
+            raise ValueError(f"layer '{layer.name}' is {tuple(layer.kernel.shape)}, the file's {kernel.shape}")
+        if layer.use_bias:
+            layer.set_weights([kernel, bias])
+            continue
+        layer.set_weights([kernel])
+        norm = model.get_layer(layer.name.removesuffix("_conv") + "_bn")
+        norm.set_weights([np.ones_like(bias), bias, np.zeros_like(bias), np.full_like(bias, 1 - norm.epsilon)])
+    folded = [layer for layer in convs if not layer.use_bias]
+    if not folded:
+        return
+    if frames is None or not len(frames):
+        raise ValueError("its batch-norms are folded into its convolutions; training frames are needed to unfold them")
+    # Every batch-norm now adds its folded bias and nothing else, so the outputs below are the
+    # file's network; setting each one's statistics and undoing them in gamma and beta keeps it.
+    probe = keras.Model(model.input, [layer.output for layer in folded])
+    outputs = probe.predict(np.asarray(frames, np.float32), batch_size=8, verbose=0)
+    for layer, output in zip(folded, outputs if len(folded) > 1 else [outputs]):
+        norm = model.get_layer(layer.name.removesuffix("_conv") + "_bn")
+        values = np.asarray(output, np.float64).reshape(-1, output.shape[-1])
+        mean, var = values.mean(0), values.var(0)
+        var = np.maximum(var, norm.epsilon)  # a dead channel: any positive variance reproduces it
+        bias = weights[layer.name][1]
+        norm.set_weights([a.astype(np.float32) for a in (np.sqrt(var + norm.epsilon), mean + bias, mean, var)])
 
 
 def describe_model(model: keras.Model) -> str:

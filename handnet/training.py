@@ -32,7 +32,7 @@ import tensorflow as tf
 from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples
 from handnet.atomic import partial_file
 from handnet.config import Config
-from handnet.data import PreparedExamples, make_dataset, make_example
+from handnet.data import PreparedExamples, letterboxed_input, make_dataset, make_example
 from handnet.distribute import (
     fit_multiworker, is_chief, make_strategy, resolve_precision, set_precision, shard_by_data,
 )
@@ -50,6 +50,7 @@ SYNTHETIC_DIR = Path("datasets/synthetic")
 CHECKPOINT = Path("checkpoints") / "last.npz"
 PREPARED = "prepared"  # the examples read back during training (data.PreparedExamples), removed after it
 TUNE_IMAGES = 300  # training images the score threshold is tuned on
+INIT_FRAMES = 64  # training images that unfold the batch-norms of an exported --init file
 
 
 def synthetic_dir(config: Config) -> Path:
@@ -213,7 +214,8 @@ def train(config: Config, resume: bool = False) -> dict:
         print(f"training in {precision}{why}")
     set_precision(precision)
     try:
-        model, done = compile_model(config, strategy, steps, run / CHECKPOINT if resume else None)
+        frames = None if resume else init_frames(config, distinct_train)
+        model, done = compile_model(config, strategy, steps, run / CHECKPOINT if resume else None, frames)
         started = time.time()
         run_epochs(model, config, strategy, run, train_samples, val_samples, steps, done, chief)
         print(f"trained {config.epochs - done} epochs in {time.time() - started:.0f} s")
@@ -258,13 +260,24 @@ def load_training_data(config: Config, chief: bool = True):
     return train_samples, distinct_train, val_samples, skipped
 
 
-def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None = None) -> tuple[keras.Model, int]:
+def init_frames(config: Config, samples: list[Sample]) -> np.ndarray | None:
+    """(N, H, W, 3) float32 letterboxed training images on which the folded batch-norms of an
+    exported --init file are unfolded (handnet.model.load_init_weights); None for other inits."""
+    if not config.init.endswith(".tflite"):
+        return None
+    picked = samples[:: max(1, len(samples) // INIT_FRAMES)][:INIT_FRAMES]
+    return np.stack([letterboxed_input(sample, config)[0] for sample in picked]).astype(np.float32)
+
+
+def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None = None,
+                  frames=None) -> tuple[keras.Model, int]:
     """The network, compiled with Adam on a warm-up + cosine schedule over the whole run, inside
-    the strategy's scope; restored from `checkpoint` when resuming. Returns (model, epochs done)."""
+    the strategy's scope; restored from `checkpoint` when resuming, else started from config.init
+    if set (frames: init_frames, for an exported .tflite). Returns (model, epochs done)."""
     with strategy.scope():
         model = build_model(config, flexible=True)  # crops in training, whole frames in evaluation
         if config.init and checkpoint is None:
-            load_init_weights(model, config.init)
+            load_init_weights(model, config.init, frames)
             print(f"starting from the weights of {config.init}")
         model = with_training_heads(model, [name for name, _, _ in config.training_heads])
         schedule = keras.optimizers.schedules.CosineDecay(

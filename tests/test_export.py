@@ -1,6 +1,7 @@
 """handnet.export and handnet.runtime: every mode agrees with Keras, the file describes itself,
 the runtime needs no TensorFlow, and bad files or frames get clear errors."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -55,6 +56,36 @@ def test_every_mode_agrees_with_keras(toy, exported, mode):
         assert len(got) == len(want), mode
         for a, b in zip(sorted(got, key=lambda d: d.x), sorted(want, key=lambda d: d.x)):
             assert abs(a.x - b.x) <= 2 and abs(a.y - b.y) <= 2 and abs(a.score - b.score) <= TOLERANCE[mode]
+
+
+@pytest.mark.parametrize("mode", list(TOLERANCE))
+def test_an_exported_file_starts_a_model_that_computes_what_it_did(toy, exported, mode):
+    """train.py --init X.tflite: the converter folded every batch-norm into its convolution, and
+    load_init_weights unfolds them, so fine-tuning starts from the file's network."""
+    from handnet.model import build_model, load_init_weights
+
+    _, config, frames = toy
+    batch = np.stack(frames).astype(np.float32)
+    model = build_model(config)
+    load_init_weights(model, str(exported[mode]), batch)
+    detector = HandDetector(exported[mode], num_threads=1)
+    for frame in frames:
+        assert np.abs(keras_heatmap(model, frame) - detector.heatmap(frame)[0]).max() <= TOLERANCE[mode], mode
+    # In training mode each batch-norm normalises with the batch's own statistics; on the frames
+    # it was unfolded on, those are the ones it stores, so training starts from the same outputs.
+    training = keras.ops.convert_to_numpy(model(batch, training=True))
+    np.testing.assert_allclose(training, keras.ops.convert_to_numpy(model(batch, training=False)), atol=1e-3)
+
+
+def test_init_from_a_file_of_another_kind_is_a_clear_error(toy, exported):
+    from handnet.model import build_model, load_init_weights
+
+    _, config, frames = toy
+    with pytest.raises(ValueError, match="training frames are needed"):
+        load_init_weights(build_model(config), str(exported["int8"]))
+    seed = dataclasses.replace(config, preset="seed", input_size=(64, 64))
+    with pytest.raises(ValueError, match="holds the 'fast' preset, not 'seed'"):
+        load_init_weights(build_model(seed), str(exported["int8"]), np.stack(frames).astype(np.float32))
 
 
 def test_int8_takes_uint8_pixels_and_is_smaller(exported):

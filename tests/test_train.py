@@ -211,6 +211,26 @@ def test_init_starts_training_from_a_trained_model(tiny_run, tiny_synthetic, tmp
     assert json.loads((out / "config.json").read_text())["init"] == str(tiny_run / "model.keras")
 
 
+def test_init_from_an_exported_file_fine_tunes_its_network(tiny_run, tiny_synthetic, tmp_path):
+    """--init X.tflite (the shipped model, say): training starts from the file's network."""
+    import cv2
+    import keras
+    import numpy as np
+
+    from handnet.letterbox import apply_letterbox
+    from handnet.runtime import HandDetector
+
+    exported, out = tiny_run / "model-int8.tflite", tmp_path / "from-tflite"
+    assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--init", str(exported),
+                       "--learning-rate", "1e-9", "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    tuned = keras.saving.load_model(out / "model.keras", compile=False)
+    detector = HandDetector(exported, num_threads=1)
+    for image in sorted(Path(tiny_synthetic).glob("*.jpg"))[:4]:
+        frame = cv2.imread(str(image))
+        keras_map = keras.ops.convert_to_numpy(tuned(apply_letterbox(frame, (64, 96))[0][None].astype(np.float32)))
+        assert np.abs(keras_map[0, ..., 0] - detector.heatmap(frame)[0]).max() <= 0.08  # int8's tolerance
+
+
 def test_init_from_a_missing_or_foreign_model_is_a_clear_error(tmp_path, tiny_synthetic, capsys):
     import keras
 
