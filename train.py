@@ -63,8 +63,12 @@ HELP = {
 GESTURE_HELP = {
     "data": "folder with one sub-folder of crops per known gesture plus na/ (default: the synthetic gesture "
             "crops, generated into datasets/synthetic-gestures when missing)",
-    "init_from": "a gestures.keras (another run's, same --width) whose layers but the scores start this model: "
-                 "pretrain on a larger gesture set, fine-tune on yours",
+    "init_from": "a model whose layers but the scores start this one: a gestures.keras (another run's, same "
+                 "--backbone and --width: pretrain on a larger gesture set, fine-tune on yours), or with "
+                 "--backbone fast a hand detector's model.keras or .tflite, such as the shipped "
+                 "models/handnet-fast-int8.tflite",
+    "backbone": "small (the gesture network's own layers) | fast (the detector's layers, so --init-from a "
+                "detector can start it)",
     "unseen": "folder with one sub-folder per unseen gesture, never trained on (default: <data>-unseen if it exists)",
     "loss": "ce | bce | bce_na",
     "threshold": "top score under which the answer is na (replaced by a tuned one, see --known-drop, "

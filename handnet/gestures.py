@@ -41,23 +41,29 @@ from handnet.gesture_data import (
 from handnet.metrics import (
     choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, open_set_figures,
 )
-from handnet.model import conv_bn
+from handnet.model import conv_bn, fast_features, load_folded_weights
 from handnet.training import CurvesCallback, StopOnCtrlC, prepare_run_folder
 
 ARTICLE_THRESHOLD = 0.4  # the article's thresholded accuracy; reported next to the tuned one
+INIT_CROPS = 64  # training crops that unfold the batch-norms of a detector .tflite (--init-from)
 
 
 def build_gesture_model(config: GestureConfig, outputs: int, k=keras) -> keras.Model:
     """image (B, S, S, 3) float32 BGR 0-255 -> scores (B, outputs) in [0, 1]: softmax for `ce`,
-    sigmoid otherwise. Conv + batch-norm blocks down to S/8, global average pooling, dropout."""
+    sigmoid otherwise. The backbone, then global average pooling and dropout. Backbones: `small`,
+    conv + batch-norm blocks down to S/8 of config.width, 2x and 4x its filters; `fast`, the
+    detector's layers down to S/16 (model.fast_features), which a detector's weights can start."""
     side, width = config.input_side, config.width
     image = k.Input((side, side, 3), name="image")
-    x = conv_bn(image, width, 3, 2, "g_stem", k)  # S/2; its batch-norm normalises the pixels
-    x = conv_bn(x, width, 3, 1, "g2_b", k)
-    x = conv_bn(x, 2 * width, 3, 2, "g4_a", k)  # S/4
-    x = conv_bn(x, 2 * width, 3, 1, "g4_b", k)
-    x = conv_bn(x, 4 * width, 3, 2, "g8_a", k)  # S/8
-    x = conv_bn(x, 4 * width, 3, 1, "g8_b", k)
+    if config.backbone == "fast":
+        _, x = fast_features(image, k)
+    else:
+        x = conv_bn(image, width, 3, 2, "g_stem", k)  # S/2; its batch-norm normalises the pixels
+        x = conv_bn(x, width, 3, 1, "g2_b", k)
+        x = conv_bn(x, 2 * width, 3, 2, "g4_a", k)  # S/4
+        x = conv_bn(x, 2 * width, 3, 1, "g4_b", k)
+        x = conv_bn(x, 4 * width, 3, 2, "g8_a", k)  # S/8
+        x = conv_bn(x, 4 * width, 3, 1, "g8_b", k)
     x = k.layers.GlobalAveragePooling2D(name="pool")(x)
     x = k.layers.Dropout(0.3, name="dropout")(x)
     activation = "softmax" if config.loss == "ce" else "sigmoid"
@@ -65,14 +71,27 @@ def build_gesture_model(config: GestureConfig, outputs: int, k=keras) -> keras.M
     return k.Model(image, scores, name=f"handnet_gestures_{config.loss}")
 
 
-def init_from_model(model: keras.Model, path: str | Path) -> list[str]:
-    """Copy into `model` the weights of every layer but `scores` from the gesture model at `path`
-    (another run's gestures.keras, of the same width; its gestures, loss and input side may
-    differ): features learnt on a larger gesture set, fine-tuned here on a smaller one. Returns
-    the names of the layers copied; ValueError when the file is not a compatible model."""
+def init_from_model(model: keras.Model, path: str | Path, crops=None) -> list[str]:
+    """Copy into `model` the weights of every layer but `scores` from the model at `path`:
+    another run's gestures.keras of the same backbone and width (its gestures, loss and input side
+    may differ), features learnt on a larger gesture set; or, for the `fast` backbone, a hand
+    detector (a run's model.keras, or an exported .tflite such as the shipped one, whose folded
+    batch-norms are unfolded on `crops`, (N, S, S, 3) float32 training crops). Returns the names
+    of the layers copied; ValueError when the file is not a compatible model."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found (--init-from wants a run's gestures.keras)")
+        raise FileNotFoundError(f"{path}: model file not found (--init-from wants a run's gestures.keras, "
+                                "or a detector's model.keras or .tflite)")
+    if path.suffix == ".tflite":
+        from handnet.export import read_conv_weights  # noqa: PLC0415
+
+        _, weights = read_conv_weights(path)
+        try:
+            load_folded_weights(model, weights, crops)
+        except ValueError as err:
+            raise ValueError(f"{path}: cannot start this gesture model from it ({err}); "
+                             "a detector starts the `fast` backbone only (--backbone fast)") from err
+        return [layer.name for layer in model.layers if layer.weights and layer.name != "scores"]
     source = keras.saving.load_model(path, compile=False)
     sources = {layer.name: layer for layer in source.layers}
     copied = []
@@ -81,7 +100,7 @@ def init_from_model(model: keras.Model, path: str | Path) -> list[str]:
             continue
         other = sources.get(layer.name)
         if other is None:
-            raise ValueError(f"{path}: has no layer '{layer.name}'; is it a handnet gesture model?")
+            raise ValueError(f"{path}: has no layer '{layer.name}'; is it a handnet model of this backbone?")
         wanted = [tuple(w.shape) for w in layer.weights]
         found = [tuple(w.shape) for w in other.weights]
         if wanted != found:
@@ -161,7 +180,9 @@ def train_gestures(config: GestureConfig) -> dict:
           + (f" ({', '.join(sorted({e.gesture for e in unseen}))} in {unseen_root})" if unseen else ""))
     model = build_gesture_model(config, len(classes))
     if config.init_from:  # before the run folder, so a bad file leaves nothing behind
-        copied = init_from_model(model, config.init_from)
+        picked = train[:: max(1, len(train) // INIT_CROPS)][:INIT_CROPS]
+        crops = np.stack([load_crop(e.path, config.input_side) for e in picked]).astype(np.float32)
+        copied = init_from_model(model, config.init_from, crops)
         print(f"started from {config.init_from}: {len(copied)} layers copied, the scores layer new")
     run = prepare_run_folder(config.out, "gestures.keras")
     config.classes = classes

@@ -76,19 +76,26 @@ def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
     layers = k.layers
     image = k.Input((*input_size, 3), name="image")
     x = layers.Rescaling(1 / 255, name="unit_pixels")(image) if unit_pixels else image
-    x = conv_bn(x, 24, 4, 4, "stem", k)  # 1/4, non-overlapping patches; its batch-norm normalises the pixels
-    x = conv_bn(x, 24, 3, 1, "s4", k)
-    x = conv_bn(x, 64, 3, 2, "s8_a", k)  # 1/8
-    s8 = conv_bn(x, 64, 3, 1, "s8_b", k)
-    x = conv_bn(s8, 96, 3, 2, "s16_a", k)  # 1/16: context for near hands
-    x = conv_bn(x, 96, 3, 1, "s16_b", k)
-    x = conv_bn(x, 96, 3, 1, "s16_c", k)
+    s8, x = fast_features(x, k)
     x = conv_bn(x, 64, 1, 1, "s16_reduce", k)
     x = layers.UpSampling2D(2, interpolation="nearest", name="s16_up")(x)
     x = layers.Add(name="merge")([s8, x])
     x = conv_bn(x, 64, 3, 1, "head", k)
     heatmap = _heatmap_layer(k)(x)
     return k.Model(image, heatmap, name="handnet_fast")
+
+
+def fast_features(x, k=keras):
+    """The `fast` preset's layers from pixels to 1/16: (1/8 features (64 channels), 1/16 features
+    (96 channels)). The gesture classifier's `fast` backbone is the same layers, so a detector's
+    weights can start it."""
+    x = conv_bn(x, 24, 4, 4, "stem", k)  # 1/4, non-overlapping patches; its batch-norm normalises the pixels
+    x = conv_bn(x, 24, 3, 1, "s4", k)
+    x = conv_bn(x, 64, 3, 2, "s8_a", k)  # 1/8
+    s8 = conv_bn(x, 64, 3, 1, "s8_b", k)
+    x = conv_bn(s8, 96, 3, 2, "s16_a", k)  # 1/16: context for near hands
+    x = conv_bn(x, 96, 3, 1, "s16_b", k)
+    return s8, conv_bn(x, 96, 3, 1, "s16_c", k)
 
 
 def _heatmap_layer(k, name="heatmap", channels=1):

@@ -256,6 +256,47 @@ def test_init_from_refuses_missing_and_incompatible_models(toy_gestures, toy_run
         init_from_model(model, toy_run / "model.keras")  # a hand detector
 
 
+def test_the_fast_backbone_starts_from_a_hand_detector(toy, toy_run):
+    """--backbone fast --init-from a detector: its model.keras gives its layers as they are; its
+    exported .tflite gives the same network once the folded batch-norms are unfolded."""
+    import keras
+
+    from handnet.gestures import build_gesture_model, init_from_model
+    from handnet.model import build_model, load_init_weights
+
+    _, toy_config, frames = toy
+    config = GestureConfig(backbone="fast", input_side=32)
+    crops = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
+    backbone = [f"{block}_{part}" for block in ("stem", "s4", "s8_a", "s8_b", "s16_a", "s16_b", "s16_c")
+                for part in ("conv", "bn")]
+
+    model = build_gesture_model(config, 3)
+    assert init_from_model(model, toy_run / "model.keras") == backbone
+    detector = keras.saving.load_model(toy_run / "model.keras", compile=False)
+    for name in backbone:
+        for mine, theirs in zip(model.get_layer(name).get_weights(), detector.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+
+    model = build_gesture_model(config, 3)
+    assert init_from_model(model, toy_run / "model-int8.tflite", crops) == backbone
+    unfolded = build_model(toy_config, flexible=True)
+    load_init_weights(unfolded, str(toy_run / "model-int8.tflite"), np.stack(frames).astype(np.float32))
+    features = lambda m: keras.ops.convert_to_numpy(  # noqa: E731
+        keras.Model(m.input, m.get_layer("s16_c_relu").output)(crops, training=False))
+    np.testing.assert_allclose(features(model), features(unfolded), rtol=1e-3, atol=1e-3)
+
+
+def test_a_detector_starts_only_the_fast_backbone(toy_run):
+    from handnet.gestures import build_gesture_model, init_from_model
+
+    model = build_gesture_model(GestureConfig(input_side=32, width=8), 3)
+    crops = np.zeros((4, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match="--backbone fast"):
+        init_from_model(model, toy_run / "model-int8.tflite", crops)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        GestureConfig(backbone="fast", input_side=40)
+
+
 def test_training_starts_from_the_given_model(toy_gestures, tmp_path):
     """Two epochs at a tenth of the learning rate keep what the source model knows; from scratch
     they reach far less (the toy classifier needs about 20)."""
