@@ -229,7 +229,7 @@ class GestureConfig(SavedConfig):
     group_size: int = 8  # consecutive files kept on one side of the split
     # model
     input_side: int = 64  # crops are input_side x input_side BGR
-    backbone: str = "small"  # small: width, 2x, 4x filters down to 1/8 | fast: the detector's layers down to 1/16
+    backbone: str = "fast"  # small: width, 2x, 4x filters down to 1/8 | fast: the detector's layers down to 1/16
     width: int = 32  # small backbone: filters of the first block; doubled twice
     init_from: str = ""  # a gestures.keras, or for the fast backbone a detector's .keras / .tflite, that starts this model
     # loss and optimisation
@@ -256,10 +256,10 @@ class GestureConfig(SavedConfig):
             raise ValueError(f"unknown gesture loss '{self.loss}' (choose from {', '.join(GESTURE_LOSSES)})")
         if self.backbone not in GESTURE_BACKBONES:
             raise ValueError(f"unknown gesture backbone '{self.backbone}' (choose from {', '.join(GESTURE_BACKBONES)})")
-        if self.backbone == "fast" and self.input_side % 16:
-            raise ValueError(f"input_side must be a multiple of 16 for the fast backbone; got {self.input_side}")
         if self.input_side < 16 or self.input_side % 8:
             raise ValueError(f"input_side must be a multiple of 8, at least 16; got {self.input_side}")
+        if self.backbone == "fast" and self.input_side % 16:
+            raise ValueError(f"input_side must be a multiple of 16 for the fast backbone; got {self.input_side}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if not self.na_name:

@@ -4,6 +4,7 @@
     python train.py gestures --data datasets/linto-gestures --loss bce_na --out runs/g-linto
     python train.py gestures --data datasets/linto-gestures --compare --out runs/g-compare
     python train.py gestures --data datasets/linto-gestures --init-from runs/g-pre-fc/gestures.keras --out runs/g
+    python train.py gestures --data datasets/linto-gestures --backbone fast --init-from models/handnet-fast-int8.tflite --out runs/g
 
 The losses follow nexocode's "Classifying unknown gestures with modified loss function" (2020):
 
@@ -18,8 +19,8 @@ way (handnet.metrics.decide_gestures): the top score wins unless it is under the
 means `na`. The threshold is picked on validation images and saved in config.json and the
 exported .tflite. results.json holds known_accuracy, unknown_to_na and unseen_to_na; the unseen
 gestures come from a folder never trained on. --init-from starts from another run's layers
-(init_from_model): on a few hundred crops, features pretrained on a public gesture set matter
-more than the loss (docs/gestures.md).
+(init_from_model), or with --backbone fast from a hand detector's: on a few hundred crops,
+pretrained features matter more than the loss (docs/gestures.md).
 """
 
 from __future__ import annotations

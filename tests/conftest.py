@@ -198,6 +198,6 @@ def toy_gestures(tmp_path_factory):
 
     data, _ = write_shape_folders(tmp_path_factory.mktemp("shapes") / "shapes")
     run = tmp_path_factory.mktemp("toy_gestures") / "run"
-    config = GestureConfig(data=str(data), input_side=TOY_GESTURE_SIDE, width=8, epochs=20, batch_size=16,
-                           learning_rate=3e-3, group_size=4, out=str(run))
+    config = GestureConfig(data=str(data), input_side=TOY_GESTURE_SIDE, backbone="small", width=8, epochs=20,
+                           batch_size=16, learning_rate=3e-3, group_size=4, out=str(run))
     return run, train_gestures(config)

@@ -109,6 +109,8 @@ def test_config_rejects_bad_values():
         GestureConfig(threshold=1.5)
     with pytest.raises(ValueError, match="mix_unknowns"):
         GestureConfig(mix_unknowns=1.5)
+    with pytest.raises(ValueError, match="unknown gesture backbone"):
+        GestureConfig(backbone="vgg")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +152,8 @@ def test_training_refuses_unseen_gestures_that_are_also_known(tmp_path):
     (unseen / "disk").mkdir()
     (unseen / "disk" / "x.png").write_bytes((data / "disk" / "disk_000.png").read_bytes())
     with pytest.raises(ValueError, match="disk"):
-        train_gestures(GestureConfig(data=str(data), input_side=32, width=8, epochs=1, out=str(tmp_path / "run")))
+        train_gestures(GestureConfig(data=str(data), input_side=32, backbone="small", width=8, epochs=1,
+                                     out=str(tmp_path / "run")))
     assert not (tmp_path / "run" / "gestures.keras").exists()
 
 
@@ -231,7 +234,7 @@ def test_init_from_copies_every_layer_but_the_scores(toy_gestures):
     run, _ = toy_gestures
     source = keras.saving.load_model(run / "gestures.keras", compile=False)
     # Another gesture set: four gestures and na, another loss and input side; only the scores differ.
-    model = build_gesture_model(GestureConfig(input_side=2 * TOY_GESTURE_SIDE, width=8, loss="ce"), 5)
+    model = build_gesture_model(GestureConfig(input_side=2 * TOY_GESTURE_SIDE, backbone="small", width=8, loss="ce"), 5)
     fresh_scores = model.get_layer("scores").get_weights()
     copied = init_from_model(model, run / "gestures.keras")
     with_weights = [layer.name for layer in model.layers if layer.weights and layer.name != "scores"]
@@ -247,7 +250,7 @@ def test_init_from_refuses_missing_and_incompatible_models(toy_gestures, toy_run
     from handnet.gestures import build_gesture_model, init_from_model
 
     run, _ = toy_gestures
-    model = build_gesture_model(GestureConfig(input_side=32, width=16), 3)
+    model = build_gesture_model(GestureConfig(input_side=32, backbone="small", width=16), 3)
     with pytest.raises(ValueError, match="g_stem_conv.*same --width"):
         init_from_model(model, run / "gestures.keras")
     with pytest.raises(FileNotFoundError, match="model file not found"):
@@ -274,7 +277,8 @@ def test_the_fast_backbone_starts_from_a_hand_detector(toy, toy_run):
     assert init_from_model(model, toy_run / "model.keras") == backbone
     detector = keras.saving.load_model(toy_run / "model.keras", compile=False)
     for name in backbone:
-        for mine, theirs in zip(model.get_layer(name).get_weights(), detector.get_layer(name).get_weights(), strict=True):
+        pairs = zip(model.get_layer(name).get_weights(), detector.get_layer(name).get_weights(), strict=True)
+        for mine, theirs in pairs:
             np.testing.assert_array_equal(mine, theirs)
 
     model = build_gesture_model(config, 3)
@@ -286,10 +290,30 @@ def test_the_fast_backbone_starts_from_a_hand_detector(toy, toy_run):
     np.testing.assert_allclose(features(model), features(unfolded), rtol=1e-3, atol=1e-3)
 
 
+def test_the_default_backbone_trains_from_the_shipped_detector_and_exports(tmp_path):
+    """python train.py gestures --init-from models/handnet-fast-int8.tflite, end to end: the
+    detector's layers (the default backbone) start from the shipped file, train, and export."""
+    from conftest import ROOT, write_shape_folders
+
+    import train
+    from handnet.runtime import read_model_info
+
+    data, _ = write_shape_folders(tmp_path / "shapes", per_class=8)
+    shipped = ROOT / "models" / "handnet-fast-int8.tflite"
+    argv = ["gestures", "--data", str(data), "--input-side", "32", "--epochs", "1", "--group-size", "2",
+            "--init-from", str(shipped), "--out", str(tmp_path / "run")]
+    assert train.main(argv) == 0
+    config = GestureConfig.load(tmp_path / "run" / "config.json")
+    assert config.backbone == "fast" and config.init_from == str(shipped)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {"known_accuracy", "unseen_to_na"} <= results["int8"].keys()
+    assert read_model_info(tmp_path / "run" / "gestures-int8.tflite").input_size == (32, 32)
+
+
 def test_a_detector_starts_only_the_fast_backbone(toy_run):
     from handnet.gestures import build_gesture_model, init_from_model
 
-    model = build_gesture_model(GestureConfig(input_side=32, width=8), 3)
+    model = build_gesture_model(GestureConfig(input_side=32, backbone="small", width=8), 3)
     crops = np.zeros((4, 32, 32, 3), np.float32)
     with pytest.raises(ValueError, match="--backbone fast"):
         init_from_model(model, toy_run / "model-int8.tflite", crops)
@@ -306,7 +330,7 @@ def test_training_starts_from_the_given_model(toy_gestures, tmp_path):
 
     source, _ = toy_gestures
     data, _ = write_shape_folders(tmp_path / "shapes", per_class=24, seed=3)
-    settings = dict(data=str(data), input_side=TOY_GESTURE_SIDE, width=8, epochs=2, batch_size=16,
+    settings = dict(data=str(data), input_side=TOY_GESTURE_SIDE, backbone="small", width=8, epochs=2, batch_size=16,
                     learning_rate=3e-4, group_size=4, export=False)
     tuned = train_gestures(GestureConfig(**settings, init_from=str(source / "gestures.keras"), out=str(tmp_path / "a")))
     scratch = train_gestures(GestureConfig(**settings, out=str(tmp_path / "b")))
@@ -323,7 +347,7 @@ def test_training_from_an_incompatible_model_leaves_no_run_folder(toy_gestures, 
     source, _ = toy_gestures
     data, _ = write_shape_folders(tmp_path / "shapes", per_class=4)
     with pytest.raises(ValueError, match="same --width"):
-        train_gestures(GestureConfig(data=str(data), input_side=32, width=16, epochs=1, group_size=1,
+        train_gestures(GestureConfig(data=str(data), input_side=32, backbone="small", width=16, epochs=1, group_size=1,
                                      init_from=str(source / "gestures.keras"), out=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
 
