@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -230,7 +231,8 @@ def train_gestures(config: GestureConfig) -> dict:
 
         tflite = export_gesture_model(model, config, run / "gestures-int8.tflite", train)
         results["int8"] = evaluate_tflite(tflite, config, evaluated, truth, unseen)
-    (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = strict_json(results)
+    (run / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
     print(format_results(results))
     print(f"run folder: {run}")
     return results
@@ -290,13 +292,24 @@ def save_confusions(results: dict, run: Path) -> None:
     plot_confusion(panels, confusion["columns"], run / "confusion.png")
 
 
+def strict_json(value):
+    """`value` with every NaN float (a share of no examples: unknown_to_na without na crops) as
+    None, so results.json is JSON that strict parsers read (null, not NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def format_results(results: dict) -> str:
-    unseen = results["unseen_to_na"]
-    return (f"{results['loss']}: known accuracy {results['known_accuracy']:.3f}, unknown -> na "
-            f"{results['unknown_to_na']:.3f}, unseen -> na {'-' if unseen is None else f'{unseen:.3f}'} "
+    figure = lambda key: "-" if results[key] is None else f"{results[key]:.3f}"  # noqa: E731
+    return (f"{results['loss']}: known accuracy {figure('known_accuracy')}, unknown -> na "
+            f"{figure('unknown_to_na')}, unseen -> na {figure('unseen_to_na')} "
             f"(threshold {results['threshold']:g}); without a threshold: closed-set accuracy "
-            f"{results['closed_set_accuracy']:.3f}, known vs unseen AUROC "
-            f"{'-' if results['unseen_auroc'] is None else format(results['unseen_auroc'], '.3f')}")
+            f"{figure('closed_set_accuracy')}, known vs unseen AUROC {figure('unseen_auroc')}")
 
 
 def compare_losses(config: GestureConfig) -> dict:

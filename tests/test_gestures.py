@@ -143,6 +143,25 @@ def test_int8_export_agrees_with_keras(toy_gestures):
         assert abs(int8[key] - results[key]) <= 0.1, key
 
 
+def test_a_set_without_na_crops_writes_strict_json(tmp_path, capsys):
+    """No na/ folder: unknown_to_na has no crops to measure, so it is null, never NaN."""
+    import shutil
+
+    from conftest import write_shape_folders
+
+    from handnet.gestures import train_gestures
+
+    data, _ = write_shape_folders(tmp_path / "shapes", per_class=8)
+    shutil.rmtree(data / "na")
+    results = train_gestures(GestureConfig(data=str(data), input_side=32, backbone="small", width=8, epochs=1,
+                                           group_size=2, export=False, out=str(tmp_path / "run")))
+    assert results["unknown_to_na"] is None
+    strict = json.loads((tmp_path / "run" / "results.json").read_text(),
+                        parse_constant=lambda name: pytest.fail(f"results.json holds {name}"))
+    assert strict["unknown_to_na"] is None and strict["at_article_threshold"]["unknown_to_na"] is None
+    assert "unknown -> na -," in capsys.readouterr().out
+
+
 def test_training_refuses_unseen_gestures_that_are_also_known(tmp_path):
     from conftest import write_shape_folders
 
