@@ -418,6 +418,12 @@ def group_key(path: str) -> str:
     return str(p.parent / _ROBOFLOW_COPY.sub("", p.stem))
 
 
+def spread(items: list, count: int) -> list:
+    """At most `count` of `items`, evenly spread over them (every k-th from the first), so a
+    handful of frames drawn from several folders or recordings covers them all."""
+    return items[:: max(1, len(items) // count)][:count]
+
+
 def split_samples(samples: list[Sample], val_fraction: float, group_size: int, seed: int):
     """Split into (train, val) by groups of consecutive files, never by single files.
 

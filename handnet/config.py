@@ -231,7 +231,7 @@ class GestureConfig(SavedConfig):
     input_side: int = 64  # crops are input_side x input_side BGR
     backbone: str = "fast"  # small: width, 2x, 4x filters down to 1/8 | fast: the detector's layers down to 1/16
     width: int = 32  # small backbone: filters of the first block; doubled twice
-    init_from: str = ""  # a gestures.keras, or for the fast backbone a detector's .keras / .tflite, that starts this model
+    init_from: str = ""  # a gestures.keras, or for the fast backbone a detector .keras / .tflite, to start from
     # loss and optimisation
     loss: str = "bce_na"  # ce | bce | bce_na
     epochs: int = 30

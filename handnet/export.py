@@ -64,14 +64,13 @@ def model_metadata(config: Config, mode: str, label: str) -> dict:
 def representative_frames(config: Config, count: int = REPRESENTATIVE_FRAMES) -> list[np.ndarray]:
     """Letterboxed training frames, spread over the set, as (H, W, 3) float32 BGR; frames without
     hands come along as they fall, so the calibration sees empty scenes too."""
-    from handnet.annotations import load_samples, read_image, split_samples  # noqa: PLC0415
+    from handnet.annotations import load_samples, read_image, split_samples, spread  # noqa: PLC0415
     from handnet.letterbox import apply_letterbox  # noqa: PLC0415
 
     samples = load_samples(config.data, config.labels)
     train_samples, _ = split_samples(samples, config.val_fraction, config.group_size, config.seed)
-    train_samples = train_samples or samples
-    picked = train_samples[:: max(1, len(train_samples) // count)][:count]
-    return [apply_letterbox(read_image(s.path), config.input_size)[0].astype(np.float32) for s in picked]
+    return [apply_letterbox(read_image(s.path), config.input_size)[0].astype(np.float32)
+            for s in spread(train_samples or samples, count)]
 
 
 def fixed_size_model(model, config: Config):
@@ -243,14 +242,15 @@ def export_gesture_model(model, config, out: str | os.PathLike, examples, mode: 
     """A trained gesture classifier -> .tflite with its metadata, written atomically. examples:
     training crops (handnet.gesture_data.Example), of which int8 calibrates on up to
     REPRESENTATIVE_FRAMES spread over the set."""
+    from handnet.annotations import spread  # noqa: PLC0415
     from handnet.gesture_data import load_crop  # noqa: PLC0415
 
     if mode not in ("fp32", "fp16", "dynamic", "int8"):
         raise ValueError(f"gesture classifiers export as fp32, fp16, dynamic or int8, not '{mode}'")
     frames = None
     if mode == "int8":
-        picked = examples[:: max(1, len(examples) // REPRESENTATIVE_FRAMES)][:REPRESENTATIVE_FRAMES]
-        frames = [load_crop(e.path, config.input_side).astype(np.float32) for e in picked]
+        frames = [load_crop(e.path, config.input_side).astype(np.float32)
+                  for e in spread(examples, REPRESENTATIVE_FRAMES)]
     return write_bytes(out, embed_metadata(convert(model, mode, frames), gesture_metadata(config, mode)))
 
 

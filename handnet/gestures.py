@@ -34,6 +34,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from handnet.annotations import spread
 from handnet.config import GESTURE_LOSSES, GestureConfig
 from handnet.draw import plot_confusion
 from handnet.gesture_data import (
@@ -43,11 +44,10 @@ from handnet.gesture_data import (
 from handnet.metrics import (
     choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, open_set_figures,
 )
-from handnet.model import conv_bn, fast_features, load_folded_weights
+from handnet.model import UNFOLD_FRAMES, conv_bn, fast_features, load_folded_weights
 from handnet.training import CurvesCallback, StopOnCtrlC, prepare_run_folder
 
 ARTICLE_THRESHOLD = 0.4  # the article's thresholded accuracy; reported next to the tuned one
-INIT_CROPS = 64  # training crops that unfold the batch-norms of a detector .tflite (--init-from)
 
 
 def build_gesture_model(config: GestureConfig, outputs: int, k=keras) -> keras.Model:
@@ -182,8 +182,9 @@ def train_gestures(config: GestureConfig) -> dict:
           + (f" ({', '.join(sorted({e.gesture for e in unseen}))} in {unseen_root})" if unseen else ""))
     model = build_gesture_model(config, len(classes))
     if config.init_from:  # before the run folder, so a bad file leaves nothing behind
-        picked = train[:: max(1, len(train) // INIT_CROPS)][:INIT_CROPS]
-        crops = np.stack([load_crop(e.path, config.input_side) for e in picked]).astype(np.float32)
+        crops = None  # what a detector file's folded batch-norms are unfolded on
+        if config.init_from.endswith(".tflite"):
+            crops = np.stack([load_crop(e.path, config.input_side) for e in spread(train, UNFOLD_FRAMES)])
         copied = init_from_model(model, config.init_from, crops)
         print(f"started from {config.init_from}: {len(copied)} layers copied, the scores layer new")
     run = prepare_run_folder(config.out, "gestures.keras")

@@ -192,6 +192,9 @@ def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
         raise ValueError(f"--init {path}: cannot start '{model.name}' from it: {err}") from err
 
 
+UNFOLD_FRAMES = 64  # training images (or crops) on which load_folded_weights unfolds batch-norms
+
+
 def load_folded_weights(model: keras.Model, weights: dict, frames) -> None:
     """Set every convolution of `model` from `weights` ({layer name: (kernel, bias)}, each
     batch-norm already folded into the convolution before it, as in an exported file), and each

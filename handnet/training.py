@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples
+from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples, spread
 from handnet.atomic import partial_file
 from handnet.config import Config
 from handnet.data import PreparedExamples, letterboxed_input, make_dataset, make_example
@@ -42,7 +42,7 @@ from handnet.export import export_model
 from handnet.metrics import evaluate_matches
 from handnet.losses import training_loss
 from handnet.model import (
-    build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_training_heads,
+    UNFOLD_FRAMES, build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_training_heads,
 )
 from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 
@@ -50,7 +50,6 @@ SYNTHETIC_DIR = Path("datasets/synthetic")
 CHECKPOINT = Path("checkpoints") / "last.npz"
 PREPARED = "prepared"  # the examples read back during training (data.PreparedExamples), removed after it
 TUNE_IMAGES = 300  # training images the score threshold is tuned on
-INIT_FRAMES = 64  # training images that unfold the batch-norms of an exported --init file
 
 
 def synthetic_dir(config: Config) -> Path:
@@ -265,8 +264,8 @@ def init_frames(config: Config, samples: list[Sample]) -> np.ndarray | None:
     exported --init file are unfolded (handnet.model.load_init_weights); None for other inits."""
     if not config.init.endswith(".tflite"):
         return None
-    picked = samples[:: max(1, len(samples) // INIT_FRAMES)][:INIT_FRAMES]
-    return np.stack([letterboxed_input(sample, config)[0] for sample in picked]).astype(np.float32)
+    frames = [letterboxed_input(sample, config)[0] for sample in spread(samples, UNFOLD_FRAMES)]
+    return np.stack(frames).astype(np.float32)
 
 
 def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None = None,
