@@ -80,7 +80,7 @@ GESTURE_HELP = {
     "out": "run folder (default: runs/gestures-<loss>-<date>-<time>)",
     "export": "write runs/<name>/gestures-int8.tflite for handnet.runtime at the end",
 }
-SKIP = {"version", "classes"}
+SKIP = {"version", "classes", "radius_knots"}
 INT_LISTS = {"input_size": "SIDE", "crop_size": "SIDE", "data_repeats": "N"}  # flags taking whole numbers
 
 

@@ -137,7 +137,9 @@ class Config(SavedConfig):
     precision: str = "auto"  # auto | float32 | bfloat16 | float16 (GPUs): training arithmetic, PRECISIONS
     # detection
     score_threshold: float = 0.4  # train.py replaces it by the best one on training images
-    tune_threshold: bool = True
+    tune_threshold: bool = True  # and fit radius_knots on the same training images
+    # set by training: ((radius, ...), (factor, ...)) in network-input pixels, peaks.calibrate_radius
+    radius_knots: list = dataclasses.field(default_factory=list)
     match_distance: float = 1.0  # a detection matches a hand within this many radii of its centre
     # deliverable
     export: bool = True  # write model-int8.tflite (handnet.export) at the end of training

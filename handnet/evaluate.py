@@ -13,7 +13,9 @@ which `python -m handnet.annotate DIR --files worst-<data>.txt` opens for correc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -23,11 +25,12 @@ import numpy as np
 
 from handnet.annotations import DatasetError, Sample, load_samples, read_image
 from handnet.config import Config, parse_labels
-from handnet.letterbox import apply_letterbox
-from handnet.metrics import evaluate_matches, match_image
+from handnet.letterbox import apply_letterbox, fit_letterbox
+from handnet.metrics import MIN_MATCH_PX, evaluate_matches, match_image
 from handnet.peaks import detect_hands
 
 AP_THRESHOLD = 0.05  # detections down to this score feed the precision-recall curve
+RADIUS_BINS = 6  # groups of matched hands, by detected radius, that fit_radius_knots measures
 
 
 def detection_label(config: Config) -> str:
@@ -52,7 +55,7 @@ def predict_samples(model, samples: list[Sample], config: Config, batch_size: in
         heatmaps = keras.ops.convert_to_numpy(model(inputs, training=False))[..., 0]
         for sample, frame, (_, box), heatmap in zip(batch, frames, boxed, heatmaps):
             detections = detect_hands(heatmap, box, label, AP_THRESHOLD, config.stride,
-                                      config.sigma_scale, config.min_sigma)
+                                      config.sigma_scale, config.min_sigma, config.radius_knots)
             yield sample, frame, heatmap, detections
 
 
@@ -132,6 +135,31 @@ def best_threshold(per_image: list, grid=THRESHOLD_GRID) -> float:
     """The score threshold of `grid` (ascending) with the highest F1; ties go to the higher."""
     f1 = [evaluate_matches(per_image, float(t))["f1"] or 0.0 for t in grid]
     return float(grid[len(grid) - 1 - int(np.argmax(f1[::-1]))])
+
+
+def fit_radius_knots(model, samples: list[Sample], config: Config, bins: int = RADIUS_BINS) -> list[list[float]]:
+    """Knots for peaks.calibrate_radius: over the positive hands of `samples` that a detection at
+    config.score_threshold matches (the nearest within reach), the median ratio of annotated to
+    detected radius in `bins` groups of equal count by detected radius (network-input pixels).
+    [] when fewer than 10 hands per group match."""
+    uncalibrated = dataclasses.replace(config, radius_knots=[])
+    pairs = []
+    for sample, frame, _, detections in predict_samples(model, samples, uncalibrated):
+        box = fit_letterbox(frame.shape[:2], config.input_size)
+        shown = [d for d in detections if d.score >= config.score_threshold]
+        for hand in (h for h in sample.hands if h.role == "positive"):
+            reach = config.match_distance * max(hand.radius, MIN_MATCH_PX)
+            near = [d for d in shown if math.hypot(d.x - hand.x, d.y - hand.y) <= reach]
+            if near:
+                best = min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y))
+                pairs.append((best.radius * math.sqrt(box.scale_x * box.scale_y), hand.radius / best.radius))
+    if len(pairs) < 10 * bins:
+        return []
+    ratios_at: dict[float, list] = {}  # groups at the radius floor (min_sigma) share one knot
+    for group in np.array_split(np.array(sorted(pairs)), bins):
+        ratios_at.setdefault(round(float(np.median(group[:, 0])), 3), []).append(group[:, 1])
+    radii = sorted(ratios_at)
+    return [radii, [round(float(np.median(np.concatenate(ratios_at[r]))), 4) for r in radii]]
 
 
 def format_metrics(metrics: dict) -> str:

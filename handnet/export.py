@@ -57,6 +57,7 @@ def model_metadata(config: Config, mode: str, label: str) -> dict:
         "score_threshold": config.score_threshold,
         "sigma_scale": config.sigma_scale,
         "min_sigma": config.min_sigma,
+        "radius_knots": config.radius_knots,
         "config": json.loads(config.to_json()),
     }
 

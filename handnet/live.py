@@ -58,7 +58,8 @@ class KerasDetector:
         invoked = time.perf_counter()
         heatmap = np.asarray(self.model(inputs, training=False))[0, ..., 0]
         found = time.perf_counter()
-        hands = detect_hands(heatmap, box, self.label, self.score_threshold, c.stride, c.sigma_scale, c.min_sigma)
+        hands = detect_hands(heatmap, box, self.label, self.score_threshold, c.stride, c.sigma_scale, c.min_sigma,
+                             c.radius_knots)
         self.timings = {"preprocess": 1000 * (invoked - started), "inference": 1000 * (found - invoked),
                         "peaks": 1000 * (time.perf_counter() - found)}
         return hands

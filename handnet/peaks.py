@@ -63,6 +63,16 @@ def find_peaks(
     return out
 
 
+def calibrate_radius(radius: np.ndarray, knots) -> np.ndarray:
+    """Radii in network-input pixels times a factor interpolated in `knots`, ((radius, ...),
+    (factor, ...)) with radii ascending, as fit_radius_knots measures them on training images:
+    a blob's width says a hand's size only roughly (far hands come out large, near ones small).
+    No knots: the radii as they are."""
+    if not len(knots) or not len(knots[0]):
+        return radius
+    return radius * np.interp(radius, knots[0], knots[1])
+
+
 def _parabola(samples: np.ndarray) -> tuple[float, float]:
     """Vertex offset in [-0.5, 0.5] and variance of a Gaussian through three log samples
     (left, centre, right); the variance is NaN where they are flat (a plateau)."""
@@ -75,8 +85,9 @@ def _parabola(samples: np.ndarray) -> tuple[float, float]:
 
 
 def detect_hands(heatmap: np.ndarray, box: Letterbox, label: str, threshold: float, stride: int,
-                 sigma_scale: float, min_sigma: float) -> list[Detection]:
-    """Peaks of one heatmap as Detections in the original frame's pixels."""
+                 sigma_scale: float, min_sigma: float, radius_knots=()) -> list[Detection]:
+    """Peaks of one heatmap as Detections in the original frame's pixels, each radius calibrated
+    by radius_knots (calibrate_radius) where the model has them."""
     peaks = find_peaks(heatmap, threshold, stride, sigma_scale, min_sigma)
-    x, y, r = box.to_frame(peaks[:, 0], peaks[:, 1], peaks[:, 2])
+    x, y, r = box.to_frame(peaks[:, 0], peaks[:, 1], calibrate_radius(peaks[:, 2], radius_knots))
     return [Detection(float(a), float(b), float(c), float(s), label) for a, b, c, s in zip(x, y, r, peaks[:, 3])]

@@ -53,6 +53,7 @@ class ModelInfo:
     sigma_scale: float
     min_sigma: float
     raw: dict  # the whole record, as stored
+    radius_knots: tuple = ()  # peaks.calibrate_radius; files from before 2026-12-04 have none
 
     @classmethod
     def from_record(cls, record: dict) -> "ModelInfo":
@@ -62,6 +63,7 @@ class ModelInfo:
             stride=int(record["output"]["stride"]), labels=tuple(record["labels"]),
             score_threshold=float(record["score_threshold"]), sigma_scale=float(record["sigma_scale"]),
             min_sigma=float(record["min_sigma"]), raw=record,
+            radius_knots=tuple(tuple(map(float, row)) for row in record.get("radius_knots", [])),
         )
 
 
@@ -166,7 +168,7 @@ class HandDetector:
         started = time.perf_counter()
         info = self.info
         hands = detect_hands(heatmap, box, info.labels[0], self.score_threshold, info.stride,
-                             info.sigma_scale, info.min_sigma)
+                             info.sigma_scale, info.min_sigma, info.radius_knots)
         self.timings["peaks"] = 1000 * (time.perf_counter() - started)
         return hands
 

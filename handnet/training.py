@@ -37,7 +37,9 @@ from handnet.distribute import (
     fit_multiworker, is_chief, make_strategy, resolve_precision, set_precision, shard_by_data,
 )
 from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
-from handnet.evaluate import best_threshold, format_metrics, match_samples, match_samples_tflite, predict_samples
+from handnet.evaluate import (
+    best_threshold, fit_radius_knots, format_metrics, match_samples, match_samples_tflite, predict_samples,
+)
 from handnet.export import export_model
 from handnet.metrics import evaluate_matches
 from handnet.losses import training_loss
@@ -356,8 +358,11 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
         # Tuned on training images, never on validation ones, so the figures below stay honest.
         picked = distinct_train[:: max(1, len(distinct_train) // TUNE_IMAGES)]
         config.score_threshold = best_threshold(match_samples(model, picked, config))
+        config.radius_knots = fit_radius_knots(model, picked, config)
         config.save(run / "config.json")
-        print(f"score threshold {config.score_threshold:g} (best F1 on {len(picked)} training images)")
+        print(f"score threshold {config.score_threshold:g} (best F1 on {len(picked)} training images); radius "
+              f"factors {config.radius_knots[1] if config.radius_knots else 'none (too few hands)'} at radii "
+              f"{config.radius_knots[0] if config.radius_knots else '-'} px")
     per_image = match_samples(model, evaluated, config)
     metrics = evaluate_matches(per_image, config.score_threshold)
     metrics["train_seconds"] = round(time.time() - started, 1)

@@ -60,3 +60,31 @@ def test_annotate_model_pre_annotates_with_a_trained_detector(toy_run, doctored)
     for hand in expected:  # every disk proposed close to where it was drawn
         assert min(abs(p["x"] - hand["x"]) + abs(p["y"] - hand["y"]) for p in tool.hands) < 6
     assert {p["label"] for p in tool.hands} == {"open"}
+
+
+def test_radius_knots_fitted_on_training_images_bring_radii_closer_to_the_annotated_ones(toy):
+    import dataclasses
+    import math
+
+    import numpy as np
+
+    from handnet.annotations import load_samples
+
+    model, config, _ = toy
+    samples = load_samples(config.data, config.labels)
+    knots = evaluate.fit_radius_knots(model, samples, config)
+    assert len(knots) == 2 and len(knots[0]) == len(knots[1]) >= 2
+    assert knots[0] == sorted(knots[0]) and all(f > 0 for f in knots[1])
+
+    def log_errors(cfg):
+        errors = []
+        for sample, _, _, detections in evaluate.predict_samples(model, samples, cfg):
+            shown = [d for d in detections if d.score >= cfg.score_threshold]
+            for hand in sample.hands:
+                near = [d for d in shown if math.hypot(d.x - hand.x, d.y - hand.y) <= max(hand.radius, 8)]
+                if near:
+                    best = min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y))
+                    errors.append(abs(math.log(best.radius / hand.radius)))
+        return np.median(errors)
+
+    assert log_errors(dataclasses.replace(config, radius_knots=knots)) < log_errors(config)

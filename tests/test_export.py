@@ -88,6 +88,18 @@ def test_init_from_a_file_of_another_kind_is_a_clear_error(toy, exported):
         load_init_weights(build_model(seed), str(exported["int8"]), np.stack(frames).astype(np.float32))
 
 
+def test_radius_knots_travel_in_the_file_and_scale_its_radii(toy, exported, tmp_path):
+    model, config, frames = toy
+    calibrated = dataclasses.replace(config, radius_knots=[[1.0, 100.0], [1.5, 1.5]])
+    path = export_model(model, calibrated, "fp32", tmp_path / "calibrated.tflite")
+    assert HandDetector(path).info.radius_knots == ((1.0, 100.0), (1.5, 1.5))
+    assert HandDetector(exported["fp32"]).info.radius_knots == ()
+    for frame in frames:
+        plain, scaled = HandDetector(exported["fp32"]).detect(frame), HandDetector(path).detect(frame)
+        assert [d.x for d in scaled] == [d.x for d in plain]
+        assert [d.radius for d in scaled] == pytest.approx([1.5 * d.radius for d in plain])
+
+
 def test_int8_takes_uint8_pixels_and_is_smaller(exported):
     int8, fp32 = HandDetector(exported["int8"]), HandDetector(exported["fp32"])
     assert int8.input_dtype == np.uint8 and fp32.input_dtype == np.float32

@@ -55,3 +55,19 @@ def test_detections_are_in_frame_pixels():
     assert (det.x, det.y) == pytest.approx((328, 168), abs=0.01)
     assert det.radius == pytest.approx(2 * 1.5 * STRIDE / SCALE, rel=0.01)
     assert det.label == "open"
+
+
+def test_radius_knots_scale_each_radius_by_its_interpolated_factor():
+    from handnet.peaks import calibrate_radius
+
+    knots = ((10.0, 40.0), (0.5, 2.0))
+    radii = np.array([5.0, 10.0, 25.0, 40.0, 80.0])
+    # Below the first knot and above the last the end factors hold; between them, linear.
+    np.testing.assert_allclose(calibrate_radius(radii, knots), [2.5, 5.0, 31.25, 80.0, 160.0])
+    np.testing.assert_array_equal(calibrate_radius(radii, ()), radii)
+    heatmap = _gaussian((30, 40), 20.5, 10.5, 1.5)
+    box = fit_letterbox((480, 640), (240, 320))
+    plain = detect_hands(heatmap, box, "open", 0.5, STRIDE, SCALE, MIN_SIGMA)
+    scaled = detect_hands(heatmap, box, "open", 0.5, STRIDE, SCALE, MIN_SIGMA, ((1.0, 100.0), (1.5, 1.5)))
+    assert len(plain) == len(scaled) == 1
+    assert scaled[0].radius == pytest.approx(1.5 * plain[0].radius) and scaled[0].x == plain[0].x
