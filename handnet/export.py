@@ -137,13 +137,19 @@ def embed_metadata(tflite: bytes, metadata: dict) -> bytes:
     from ai_edge_litert.tools import flatbuffer_utils  # noqa: PLC0415
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
-    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(metadata).encode(), np.uint8)
-    model.buffers.append(buffer)
-    record = schema.MetadataT()
-    record.name, record.buffer = METADATA_NAME, len(model.buffers) - 1
-    model.metadata.append(record)
+    data = np.frombuffer(json.dumps(metadata).encode(), np.uint8)
+    model.metadata = model.metadata or []
+    for record in model.metadata:
+        if record.name in (METADATA_NAME, METADATA_NAME.encode()):  # a record already there: its buffer is reused
+            model.buffers[record.buffer].data = data
+            break
+    else:
+        buffer = schema.BufferT()
+        buffer.data = data
+        model.buffers.append(buffer)
+        record = schema.MetadataT()
+        record.name, record.buffer = METADATA_NAME, len(model.buffers) - 1
+        model.metadata.append(record)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

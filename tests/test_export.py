@@ -100,6 +100,18 @@ def test_radius_knots_travel_in_the_file_and_scale_its_radii(toy, exported, tmp_
         assert [d.radius for d in scaled] == pytest.approx([1.5 * d.radius for d in plain])
 
 
+def test_embedding_metadata_again_replaces_the_record_in_place(toy, exported, tmp_path):
+    _, config, frames = toy
+    once = exported["fp32"].read_bytes()
+    record = dict(read_model_info(once).raw, score_threshold=0.75)
+    twice = tmp_path / "twice.tflite"
+    twice.write_bytes(embed_metadata(once, record))
+    assert read_model_info(twice).score_threshold == 0.75
+    assert abs(twice.stat().st_size - len(once)) < 64  # the old record's buffer is reused, not left behind
+    same = HandDetector(twice).heatmap(frames[0])[0], HandDetector(exported["fp32"]).heatmap(frames[0])[0]
+    np.testing.assert_array_equal(*same)
+
+
 def test_int8_takes_uint8_pixels_and_is_smaller(exported):
     int8, fp32 = HandDetector(exported["int8"]), HandDetector(exported["fp32"])
     assert int8.input_dtype == np.uint8 and fp32.input_dtype == np.float32
