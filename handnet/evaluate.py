@@ -26,7 +26,7 @@ import numpy as np
 from handnet.annotations import DatasetError, Sample, load_samples, read_image
 from handnet.config import Config, parse_labels
 from handnet.letterbox import apply_letterbox, fit_letterbox
-from handnet.metrics import MIN_MATCH_PX, evaluate_matches, match_image
+from handnet.metrics import evaluate_matches, match_image, reach
 from handnet.peaks import detect_hands
 
 AP_THRESHOLD = 0.05  # detections down to this score feed the precision-recall curve
@@ -148,8 +148,7 @@ def fit_radius_knots(model, samples: list[Sample], config: Config, bins: int = R
         box = fit_letterbox(frame.shape[:2], config.input_size)
         shown = [d for d in detections if d.score >= config.score_threshold]
         for hand in (h for h in sample.hands if h.role == "positive"):
-            reach = config.match_distance * max(hand.radius, MIN_MATCH_PX)
-            near = [d for d in shown if math.hypot(d.x - hand.x, d.y - hand.y) <= reach]
+            near = [d for d in shown if math.hypot(d.x - hand.x, d.y - hand.y) <= reach(hand, config.match_distance)]
             if near:
                 best = min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y))
                 pairs.append((best.radius * math.sqrt(box.scale_x * box.scale_y), hand.radius / best.radius))

@@ -22,6 +22,11 @@ def size_of(radius: float, frame_hw) -> str:
     return "far" if radius < FAR_FRACTION * min(frame_hw) else "near"
 
 
+def reach(hand, match_distance: float = 1.0) -> float:
+    """How far from a hand's centre a detection may lie and still be that hand, in frame pixels."""
+    return match_distance * max(hand.radius, MIN_MATCH_PX)
+
+
 def match_image(detections, hands, frame_hw, match_distance: float = 1.0):
     """Match one image. Returns (counted, truths):
     counted: [(score, is_true_positive, size)] for detections that count;
@@ -31,19 +36,16 @@ def match_image(detections, hands, frame_hw, match_distance: float = 1.0):
     matched: dict[int, float] = {}
     counted = []
 
-    def reach(hand):
-        return match_distance * max(hand.radius, MIN_MATCH_PX)
-
     for det in sorted(detections, key=lambda d: -d.score):
         best, best_dist = None, math.inf
         for k, hand in enumerate(positives):
             dist = math.hypot(det.x - hand.x, det.y - hand.y)
-            if k not in matched and dist <= reach(hand) and dist < best_dist:
+            if k not in matched and dist <= reach(hand, match_distance) and dist < best_dist:
                 best, best_dist = k, dist
         if best is not None:
             matched[best] = det.score
             counted.append((det.score, True, size_of(positives[best].radius, frame_hw)))
-        elif not any(math.hypot(det.x - h.x, det.y - h.y) <= reach(h) for h in ignores):
+        elif not any(math.hypot(det.x - h.x, det.y - h.y) <= reach(h, match_distance) for h in ignores):
             counted.append((det.score, False, size_of(det.radius, frame_hw)))
     truths = [(size_of(h.radius, frame_hw), matched.get(k)) for k, h in enumerate(positives)]
     return counted, truths
