@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from handnet.annotations import IMAGE_SUFFIXES, DatasetError, load_samples, read_image, split_samples
-from handnet.atomic import partial_folder, publish_folder
+from handnet.atomic import building_folders
 from handnet.config import parse_names
 from handnet.crops import crop_hand, fit_square
 
@@ -197,7 +197,7 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
         missing = [g for g in list(gestures) + list(unseen) if not layout.counts.get(g)]
         if missing:
             raise DatasetError(f"no hands labelled {', '.join(missing)} in {', '.join(data)}")
-        return layout.publish()
+        return layout.summary()
 
 
 def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.PathLike, unseen: list[str] = (),
@@ -214,7 +214,7 @@ def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.
             prefix = "" if name in gestures or name in unseen else f"{name}_"
             for image in images:
                 shutil.copyfile(image, layout.folder(name) / f"{prefix}{image.name}")
-        return layout.publish()
+        return layout.summary()
 
 
 def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixes: list[str] = (),
@@ -240,13 +240,14 @@ def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixe
                     if copy.exists():  # two --data folders of the same name
                         raise ValueError(f"{image} and another --data folder's file would both be {copy.name}")
                     shutil.copyfile(image, copy)
-        return layout.publish()
+        return layout.summary()
 
 
 class _Layout:
     """The training layout under construction, used as `with _Layout(...) as layout`: known
-    gestures and na under `out`, unseen ones under `unseen_out`, each built in its
-    handnet.atomic.partial_folder and renamed by publish(); an error in the block removes them."""
+    gestures and na under `out`, unseen ones under `unseen_out`, each built by
+    handnet.atomic.building_folders, so they replace their folders when the block ends and are
+    removed when it raises."""
 
     def __init__(self, gestures, out, unseen=(), unseen_out=None, na_name="na"):
         if set(gestures) & set(unseen):
@@ -262,12 +263,12 @@ class _Layout:
         self.counts: dict[str, int] = {}  # label -> files placed
 
     def __enter__(self) -> _Layout:
-        self.discard()
+        self._building = building_folders(*self.roots)
+        self.partials = dict(zip(self.roots, self._building.__enter__()))
         return self
 
-    def __exit__(self, kind, error, trace) -> None:
-        if kind is not None:
-            self.discard()
+    def __exit__(self, kind, error, trace):
+        return self._building.__exit__(kind, error, trace)
 
     def folder(self, label: str) -> Path:
         """The (created) folder a file of this label goes to; counts the file."""
@@ -278,23 +279,15 @@ class _Layout:
         else:
             root, folder = self.out, self.na_name
         self.counts[label] = self.counts.get(label, 0) + 1
-        target = partial_folder(root) / folder
-        target.mkdir(parents=True, exist_ok=True)
+        target = self.partials[root] / folder
+        target.mkdir(exist_ok=True)
         return target
 
-    def discard(self) -> None:
-        for root in self.roots:
-            shutil.rmtree(partial_folder(root), ignore_errors=True)
-
-    def publish(self) -> dict:
-        """Replace the finished folders; returns {"<root>/<folder>": files}."""
-        summary: dict[str, int] = {}
-        for root in self.roots:
-            partial = partial_folder(root)
-            for folder in sorted(p for p in partial.iterdir() if p.is_dir()) if partial.is_dir() else []:
-                summary[f"{root.name}/{folder.name}"] = sum(1 for _ in folder.iterdir())
-            publish_folder(partial, root)
-        return summary
+    def summary(self) -> dict:
+        """{"<root>/<folder>": files placed} of the layout so far."""
+        return {f"{root.name}/{folder.name}": sum(1 for _ in folder.iterdir())
+                for root, partial in self.partials.items()
+                for folder in sorted(p for p in partial.iterdir() if p.is_dir())}
 
 
 def ensure_synthetic_gestures(root: Path = SYNTHETIC_GESTURES_DIR, per_class: int = 150, side: int = 64) -> Path:
