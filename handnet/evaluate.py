@@ -13,7 +13,6 @@ which `python -m handnet.annotate DIR --files worst-<data>.txt` opens for correc
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -137,15 +136,15 @@ def best_threshold(per_image: list, grid=THRESHOLD_GRID) -> float:
     return float(grid[len(grid) - 1 - int(np.argmax(f1[::-1]))])
 
 
-def fit_radius_knots(model, samples: list[Sample], config: Config, bins: int = RADIUS_BINS) -> list[list[float]]:
-    """Knots for peaks.calibrate_radius: over the positive hands of `samples` that a detection at
-    config.score_threshold matches (the nearest within reach), the median ratio of annotated to
-    detected radius in `bins` groups of equal count by detected radius (network-input pixels).
-    [] when fewer than 10 hands per group match."""
-    uncalibrated = dataclasses.replace(config, radius_knots=[])
+def fit_radius_knots(found, config: Config, bins: int = RADIUS_BINS) -> list[list[float]]:
+    """Knots for peaks.calibrate_radius. found: [(sample, frame (H, W), detections)] with
+    uncalibrated radii (predict_samples under a config without knots). Over the positive hands
+    that a detection at config.score_threshold matches (the nearest within reach), the median
+    ratio of annotated to detected radius in `bins` groups of equal count by detected radius
+    (network-input pixels). [] when fewer than 10 hands per group match."""
     pairs = []
-    for sample, frame, _, detections in predict_samples(model, samples, uncalibrated):
-        box = fit_letterbox(frame.shape[:2], config.input_size)
+    for sample, frame_hw, detections in found:
+        box = fit_letterbox(frame_hw, config.input_size)
         shown = [d for d in detections if d.score >= config.score_threshold]
         for hand in (h for h in sample.hands if h.role == "positive"):
             near = [d for d in shown if math.hypot(d.x - hand.x, d.y - hand.y) <= reach(hand, config.match_distance)]

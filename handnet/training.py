@@ -41,7 +41,7 @@ from handnet.evaluate import (
     best_threshold, fit_radius_knots, format_metrics, match_samples, match_samples_tflite, predict_samples,
 )
 from handnet.export import export_model
-from handnet.metrics import evaluate_matches
+from handnet.metrics import evaluate_matches, match_image
 from handnet.losses import training_loss
 from handnet.model import (
     UNFOLD_FRAMES, build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_training_heads,
@@ -357,8 +357,12 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
     if config.tune_threshold:
         # Tuned on training images, never on validation ones, so the figures below stay honest.
         picked = distinct_train[:: max(1, len(distinct_train) // TUNE_IMAGES)]
-        config.score_threshold = best_threshold(match_samples(model, picked, config))
-        config.radius_knots = fit_radius_knots(model, picked, config)
+        config.radius_knots = []  # both are fitted on one pass of uncalibrated detections
+        found = [(sample, frame.shape[:2], detections)
+                 for sample, frame, _, detections in predict_samples(model, picked, config)]
+        config.score_threshold = best_threshold([match_image(detections, sample.hands, frame_hw, config.match_distance)
+                                                 for sample, frame_hw, detections in found])
+        config.radius_knots = fit_radius_knots(found, config)
         config.save(run / "config.json")
         print(f"score threshold {config.score_threshold:g} (best F1 on {len(picked)} training images); radius "
               f"factors {config.radius_knots[1] if config.radius_knots else 'none (too few hands)'} at radii "

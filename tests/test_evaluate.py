@@ -72,7 +72,8 @@ def test_radius_knots_fitted_on_training_images_bring_radii_closer_to_the_annota
 
     model, config, _ = toy
     samples = load_samples(config.data, config.labels)
-    knots = evaluate.fit_radius_knots(model, samples, config)
+    found = [(s, frame.shape[:2], d) for s, frame, _, d in evaluate.predict_samples(model, samples, config)]
+    knots = evaluate.fit_radius_knots(found, config)
     assert len(knots) == 2 and len(knots[0]) == len(knots[1]) >= 2
     assert knots[0] == sorted(knots[0]) and all(f > 0 for f in knots[1])
 
