@@ -136,8 +136,8 @@ class Config(SavedConfig):
     strategy: str = "default"  # default | mirrored (GPUs of one machine) | multiworker (hosts, via TF_CONFIG)
     precision: str = "auto"  # auto | float32 | bfloat16 | float16 (GPUs): training arithmetic, PRECISIONS
     # detection
-    score_threshold: float = 0.4  # train.py replaces it by the best one on training images
-    tune_threshold: bool = True  # and fit radius_knots on the same training images
+    score_threshold: float = 0.4  # train.py replaces it by the best one on validation images
+    tune_threshold: bool = True  # and fits radius_knots on the same images (training.finish_run)
     # set by training: ((radius, ...), (factor, ...)) in network-input pixels, peaks.calibrate_radius
     radius_knots: list = dataclasses.field(default_factory=list)
     match_distance: float = 1.0  # a detection matches a hand within this many radii of its centre

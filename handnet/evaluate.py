@@ -53,9 +53,14 @@ def predict_samples(model, samples: list[Sample], config: Config, batch_size: in
         inputs = np.stack([image for image, _ in boxed]).astype(np.float32)
         heatmaps = keras.ops.convert_to_numpy(model(inputs, training=False))[..., 0]
         for sample, frame, (_, box), heatmap in zip(batch, frames, boxed, heatmaps):
-            detections = detect_hands(heatmap, box, label, AP_THRESHOLD, config.stride,
-                                      config.sigma_scale, config.min_sigma, config.radius_knots)
-            yield sample, frame, heatmap, detections
+            yield sample, frame, heatmap, heatmap_detections(heatmap, box, config, label)
+
+
+def heatmap_detections(heatmap, box, config: Config, label: str | None = None) -> list:
+    """Detections of one heatmap down to AP_THRESHOLD, in the frame's pixels (box: its letterbox),
+    radii calibrated by config.radius_knots."""
+    return detect_hands(heatmap, box, label or detection_label(config), AP_THRESHOLD, config.stride,
+                        config.sigma_scale, config.min_sigma, config.radius_knots)
 
 
 def match_samples(model, samples: list[Sample], config: Config, progress=False) -> list:
@@ -127,13 +132,22 @@ def evaluate_model(model, samples: list[Sample], config: Config, threshold: floa
     return evaluate_matches(match_samples(model, samples, config, progress), threshold)
 
 
-THRESHOLD_GRID = np.round(np.arange(0.1, 0.95, 0.05), 2)
+THRESHOLD_GRID = np.round(np.arange(AP_THRESHOLD, 0.95, 0.05), 2)  # from the lowest score detections keep
 
 
 def best_threshold(per_image: list, grid=THRESHOLD_GRID) -> float:
     """The score threshold of `grid` (ascending) with the highest F1; ties go to the higher."""
     f1 = [evaluate_matches(per_image, float(t))["f1"] or 0.0 for t in grid]
     return float(grid[len(grid) - 1 - int(np.argmax(f1[::-1]))])
+
+
+def cross_fit_cuts(per_image: list, first: list[bool]) -> tuple[list[float], tuple[float, float]]:
+    """Two-fold cross-fitting of the score threshold. first: whether each image is in the first
+    fold. Returns (for each image the best threshold on the other fold's images, the two folds'
+    best thresholds). Figures with these cuts (evaluate_matches(..., cuts=)) are honest about
+    held-out images although the threshold a model keeps is tuned on all of them."""
+    best = {side: best_threshold([m for m, f in zip(per_image, first) if f == side]) for side in (True, False)}
+    return [best[not f] for f in first], (best[True], best[False])
 
 
 def fit_radius_knots(found, config: Config, bins: int = RADIUS_BINS) -> list[list[float]]:
@@ -165,7 +179,9 @@ def format_metrics(metrics: dict) -> str:
     for name, m in (("all", metrics), ("near", metrics["near"]), ("far", metrics["far"])):
         figures = " ".join("     -" if m[k] is None else f"{m[k]:6.3f}" for k in ("precision", "recall", "f1", "ap"))
         lines.append(f"{name:6} {figures} {m['hands']:6d}")
-    lines.append(f"(score threshold {metrics['threshold']:g}, {metrics['images']} images)")
+    halves = metrics.get("half_thresholds")
+    crossed = f"; cross-fitted: each half of them at the other half's best, {halves[0]:g} / {halves[1]:g}" if halves else ""
+    lines.append(f"(score threshold {metrics['threshold']:g}, {metrics['images']} images{crossed})")
     return "\n".join(lines)
 
 

@@ -63,32 +63,38 @@ def average_precision(scores, is_tp, num_truths: int) -> float:
     return float(np.sum(np.diff(recall) * envelope[1:]))
 
 
-def summarise(counted, truths, threshold: float) -> dict:
-    """Precision, recall, F1 at `threshold`, and AP over every score, from match_image results.
+def summarise(counted, truths) -> dict:
+    """Precision, recall, F1 at each entry's own threshold, and AP over every score: counted
+    [(score, is_true_positive, size, threshold)], truths [(size, matched_score or None, threshold)].
     Without positive hands recall, F1 and AP are None, and precision too unless something was
     detected (then it is 0)."""
-    above = [(s, tp) for s, tp, _ in counted if s >= threshold]
-    tp = sum(1 for _, t in above if t)
+    above = [tp for s, tp, _, t in counted if s >= t]
+    tp = sum(above)
     fp = len(above) - tp
-    hits = sum(1 for _, score in truths if score is not None and score >= threshold)
+    hits = sum(1 for _, score, t in truths if score is not None and score >= t)
     if not truths:  # nothing to find: only the false positives say anything
         return {"precision": None if not above else 0.0, "recall": None, "f1": None, "ap": None,
                 "hands": 0, "true_positives": 0, "false_positives": fp}
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = hits / len(truths)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    ap = average_precision([s for s, _, _ in counted], [t for _, t, _ in counted], len(truths))
+    ap = average_precision([c[0] for c in counted], [c[1] for c in counted], len(truths))
     return {"precision": precision, "recall": recall, "f1": f1, "ap": ap,
             "hands": len(truths), "true_positives": tp, "false_positives": fp}
 
 
-def evaluate_matches(per_image, threshold: float) -> dict:
-    """per_image: [(counted, truths)] from match_image. Overall figures plus near and far ones."""
-    counted = [c for cs, _ in per_image for c in cs]
-    truths = [t for _, ts in per_image for t in ts]
-    result = {"threshold": threshold, "images": len(per_image), **summarise(counted, truths, threshold)}
+def evaluate_matches(per_image, threshold: float, cuts=None) -> dict:
+    """per_image: [(counted, truths)] from match_image. Overall figures plus near and far ones, at
+    `threshold`, or with cuts (one threshold per image) each image at its own: cross-fitted
+    figures (evaluate.cross_fit_cuts). AP does not depend on either."""
+    cuts = [threshold] * len(per_image) if cuts is None else cuts
+    if len(cuts) != len(per_image):
+        raise ValueError(f"{len(cuts)} thresholds for {len(per_image)} images")
+    counted = [(*c, t) for (cs, _), t in zip(per_image, cuts) for c in cs]
+    truths = [(*h, t) for (_, ts), t in zip(per_image, cuts) for h in ts]
+    result = {"threshold": threshold, "images": len(per_image), **summarise(counted, truths)}
     for size in SIZES:
-        result[size] = summarise([c for c in counted if c[2] == size], [t for t in truths if t[0] == size], threshold)
+        result[size] = summarise([c for c in counted if c[2] == size], [t for t in truths if t[0] == size])
     return result
 
 

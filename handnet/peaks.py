@@ -65,7 +65,7 @@ def find_peaks(
 
 def calibrate_radius(radius: np.ndarray, knots) -> np.ndarray:
     """Radii in network-input pixels times a factor interpolated in `knots`, ((radius, ...),
-    (factor, ...)) with radii ascending, as fit_radius_knots measures them on training images:
+    (factor, ...)) with radii ascending, as fit_radius_knots measures them after training:
     a blob's width says a hand's size only roughly (far hands come out large, near ones small).
     No knots: the radii as they are."""
     if not len(knots) or not len(knots[0]):

@@ -1,12 +1,12 @@
 """One training run, from a Config to a run folder:
 
-    runs/<name>/config.json      written before training starts, then with the tuned threshold
+    runs/<name>/config.json      written before training starts, then with the tuned threshold and radius knots
     runs/<name>/checkpoints/last.npz  weights, optimizer state and epoch count after every epoch
     runs/<name>/prepared/        while training only: the examples, made once (data.PreparedExamples)
     runs/<name>/history.csv      loss per epoch (with the every-hand head: the total, and heatmap_loss)
     runs/<name>/curves.png       training and validation loss
     runs/<name>/model.keras      the trained network, heatmap output only (written atomically at the end)
-    runs/<name>/metrics.json     validation precision, recall, F1, AP, near and far
+    runs/<name>/metrics.json     validation precision, recall, F1 (cross-fitted: finish_run), AP, near and far
     runs/<name>/val_samples.png  validation images | targets | predictions
     runs/<name>/model-int8.tflite  the int8 deliverable for handnet.runtime (unless export is off)
 """
@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handnet.annotations import NATIVE_FILE, Sample, load_samples, split_samples, spread
+from handnet.annotations import NATIVE_FILE, DatasetError, Sample, load_samples, split_samples, spread
 from handnet.atomic import partial_file
 from handnet.config import Config
 from handnet.data import PreparedExamples, letterboxed_input, make_dataset, make_example
@@ -38,9 +38,11 @@ from handnet.distribute import (
 )
 from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import (
-    best_threshold, fit_radius_knots, format_metrics, match_samples, match_samples_tflite, predict_samples,
+    best_threshold, cross_fit_cuts, fit_radius_knots, format_metrics, heatmap_detections, match_samples_tflite,
+    predict_samples,
 )
 from handnet.export import export_model
+from handnet.letterbox import fit_letterbox
 from handnet.metrics import evaluate_matches, match_image
 from handnet.losses import training_loss
 from handnet.model import (
@@ -51,7 +53,7 @@ from handnet.synthetic import GENERATOR_VERSION, generate_dataset
 SYNTHETIC_DIR = Path("datasets/synthetic")
 CHECKPOINT = Path("checkpoints") / "last.npz"
 PREPARED = "prepared"  # the examples read back during training (data.PreparedExamples), removed after it
-TUNE_IMAGES = 300  # training images the score threshold is tuned on
+TUNE_IMAGES = 300  # training images the score threshold is tuned on where there are no validation ones
 
 
 def synthetic_dir(config: Config) -> Path:
@@ -350,43 +352,82 @@ def fit_epochs(model: keras.Model, config: Config, strategy, run: Path, training
 
 def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, evaluated, started: float,
                evaluated_on: str, precision: str = "float32") -> dict:
-    """Save model.keras, tune the score threshold on training images, measure the `evaluated`
+    """Save model.keras, tune the score threshold and fit radius knots, measure the `evaluated`
     images, draw val_samples.png, export int8 and write metrics.json. Returns the metrics.
-    precision: the arithmetic it trained in, recorded in metrics.json."""
+    precision: the arithmetic it trained in, recorded in metrics.json.
+
+    The threshold is the best F1 on the validation images, and the figures stay honest by
+    two-fold cross-fitting: each half of them is scored at the best threshold of the other half.
+    Training images are no guide to it: a network that has memorised a few frames scores them
+    higher than any new one. Only without a usable validation split (none, or too few groups or
+    hands for two halves) is it tuned on training images."""
     save_model_atomic(model, run / "model.keras")
     if config.tune_threshold:
-        # Tuned on training images, never on validation ones, so the figures below stay honest.
-        picked = distinct_train[:: max(1, len(distinct_train) // TUNE_IMAGES)]
-        config.radius_knots = []  # both are fitted on one pass of uncalibrated detections
-        found = [(sample, frame.shape[:2], detections)
-                 for sample, frame, _, detections in predict_samples(model, picked, config)]
-        config.score_threshold = best_threshold([match_image(detections, sample.hands, frame_hw, config.match_distance)
-                                                 for sample, frame_hw, detections in found])
+        config.radius_knots = []  # fitted on detections with uncalibrated radii
+    predicted = [(sample, frame.shape[:2], heatmap) for sample, frame, heatmap, _ in predict_samples(model, evaluated, config)]
+    cuts, halves = None, None
+    if config.tune_threshold:
+        first = two_folds(evaluated, config) if evaluated_on == "validation" else None
+        if first is None:
+            tuning = [(sample, frame.shape[:2], heatmap) for sample, frame, heatmap, _ in
+                      predict_samples(model, spread(distinct_train, TUNE_IMAGES), config)]
+            source = f"{len(tuning)} training images"
+        else:
+            tuning, source = predicted, f"the {len(predicted)} validation images"
+        found = detections_of(tuning, config)
+        tuned = [match_image(detections, sample.hands, frame_hw, config.match_distance) for sample, frame_hw, detections in found]
+        config.score_threshold = best_threshold(tuned)
         config.radius_knots = fit_radius_knots(found, config)
         config.save(run / "config.json")
-        print(f"score threshold {config.score_threshold:g} (best F1 on {len(picked)} training images); radius "
-              f"factors {config.radius_knots[1] if config.radius_knots else 'none (too few hands)'} at radii "
+        print(f"score threshold {config.score_threshold:g} (best F1 on {source}); radius factors "
+              f"{config.radius_knots[1] if config.radius_knots else 'none (too few hands)'} at radii "
               f"{config.radius_knots[0] if config.radius_knots else '-'} px")
-    per_image = match_samples(model, evaluated, config)
-    metrics = evaluate_matches(per_image, config.score_threshold)
+        if first is not None:
+            cuts, halves = cross_fit_cuts(tuned, first)
+    per_image = [match_image(detections, sample.hands, frame_hw, config.match_distance)
+                 for sample, frame_hw, detections in detections_of(predicted, config)]
+    metrics = evaluate_matches(per_image, config.score_threshold, cuts)
+    metrics["threshold_tuned_on"] = None if not config.tune_threshold else "validation" if cuts else "training"
+    if halves:
+        metrics["half_thresholds"] = list(halves)  # the figures: each half at the other's best threshold
     metrics["train_seconds"] = round(time.time() - started, 1)
     metrics["evaluated_on"] = evaluated_on
     metrics["train_precision"] = precision
     if len(config.data) > 1:
-        metrics["per_dataset"] = {
-            root: evaluate_matches([m for m, s in zip(per_image, evaluated) if _under(s.path, root)],
-                                   config.score_threshold)
-            for root in config.data
-        }
+        metrics["per_dataset"] = {}
+        for root in config.data:
+            part = [k for k, sample in enumerate(evaluated) if _under(sample.path, root)]
+            metrics["per_dataset"][root] = evaluate_matches([per_image[k] for k in part], config.score_threshold,
+                                                            None if cuts is None else [cuts[k] for k in part])
     save_val_samples(model, evaluated, config, run / "val_samples.png")
     print(format_metrics(metrics))
     if config.export:
-        metrics["int8"] = export_int8(model, config, run, evaluated)
+        metrics["int8"] = export_int8(model, config, run, evaluated, cuts)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for root, figures in metrics.get("per_dataset", {}).items():
         print(f"{root}: {_figures_line(figures)} ({figures['images']} images, {figures['hands']} hands)")
     print(f"run folder: {run}")
     return metrics
+
+
+def two_folds(samples: list[Sample], config: Config) -> list[bool] | None:
+    """Whether each sample is in the first of two halves, split by groups of consecutive files as
+    the validation split is; None where either half would have no groups or no positive hands."""
+    try:
+        first, second = split_samples(samples, 0.5, config.group_size, config.seed)
+    except DatasetError:
+        return None
+    if not all(any(h.role == "positive" for s in half for h in s.hands) for half in (first, second)):
+        return None
+    in_first = {s.path for s in first}
+    return [s.path in in_first for s in samples]
+
+
+def detections_of(predicted, config: Config) -> list:
+    """[(sample, frame (H, W), heatmap)] -> [(sample, frame (H, W), detections)] under config's
+    radius knots."""
+    return [(sample, frame_hw, heatmap_detections(heatmap, fit_letterbox(frame_hw, config.input_size), config))
+            for sample, frame_hw, heatmap in predicted]
 
 
 def plain_copy(model: keras.Model, config: Config) -> keras.Model:
@@ -398,10 +439,11 @@ def plain_copy(model: keras.Model, config: Config) -> keras.Model:
     return plain
 
 
-def export_int8(model, config: Config, run: Path, evaluated) -> dict:
-    """Write model-int8.tflite and measure it on the same images as the Keras model."""
+def export_int8(model, config: Config, run: Path, evaluated, cuts=None) -> dict:
+    """Write model-int8.tflite and measure it on the same images, and at the same thresholds
+    (cuts: evaluate_matches), as the Keras model."""
     path = export_model(model, config, "int8", run / "model-int8.tflite")
-    figures = evaluate_matches(match_samples_tflite(path, evaluated, config), config.score_threshold)
+    figures = evaluate_matches(match_samples_tflite(path, evaluated, config), config.score_threshold, cuts)
     print(f"int8 export {path} ({path.stat().st_size / 1024:.0f} KiB): {_figures_line(figures)}")
     return {key: figures[key] for key in ("precision", "recall", "f1", "ap", "hands")}
 

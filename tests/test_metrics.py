@@ -66,3 +66,30 @@ def test_a_bucket_without_hands_reports_no_figures():
     assert result["near"]["f1"] == 1.0
     assert result["far"]["hands"] == 0 and result["far"]["recall"] is None and result["far"]["f1"] is None
     assert result["far"]["precision"] is None  # nothing was detected there either
+
+
+def test_cuts_score_each_image_at_its_own_threshold():
+    hands = [Hand(100, 100, 30, "open", "positive")]
+    per_image = [match_image([det(100, 100, 0.6), det(20, 200, 0.3)], hands, FRAME),
+                 match_image([det(100, 100, 0.3)], hands, FRAME)]
+    # First image cut at 0.5: its hand found, the 0.3 false positive dropped; second at 0.2: found.
+    result = evaluate_matches(per_image, 0.4, cuts=[0.5, 0.2])
+    assert (result["precision"], result["recall"], result["threshold"]) == (1.0, 1.0, 0.4)
+    assert result["ap"] == evaluate_matches(per_image, 0.4)["ap"]  # AP is threshold-free
+    with pytest.raises(ValueError, match="2 images"):
+        evaluate_matches(per_image, 0.4, cuts=[0.5])
+
+
+def test_cross_fitting_scores_each_fold_at_the_other_folds_best_threshold():
+    from handnet.evaluate import cross_fit_cuts
+
+    hands = [Hand(100, 100, 30, "open", "positive")]
+    # Fold A: hands at 0.9, false positives at 0.55, so its best cut is 0.9 (ties go higher).
+    # Fold B: hands at 0.35, nothing else, so its best cut is 0.35.
+    fold_a = [match_image([det(100, 100, 0.9), det(20, 200, 0.55)], hands, FRAME)] * 2
+    fold_b = [match_image([det(100, 100, 0.35)], hands, FRAME)] * 2
+    cuts, halves = cross_fit_cuts(fold_a + fold_b, [True, True, False, False])
+    assert halves == (0.9, 0.35) and cuts == [0.35, 0.35, 0.9, 0.9]
+    # Honest figures: fold A at 0.35 keeps its false positives, fold B at 0.9 loses its hands.
+    crossed = evaluate_matches(fold_a + fold_b, 0.35, cuts)
+    assert (crossed["true_positives"], crossed["false_positives"], crossed["recall"]) == (2, 2, 0.5)

@@ -78,13 +78,38 @@ def test_evaluate_cli_takes_the_exported_tflite(tiny_run, tiny_synthetic, tmp_pa
     assert metrics["images"] == 24 and metrics["threshold"] == json.loads((tiny_run / "config.json").read_text())["score_threshold"]
 
 
+def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitted(tmp_path, tiny_synthetic, capsys):
+    from handnet.annotations import load_samples, split_samples
+    from handnet.config import Config
+    from handnet.metrics import evaluate_matches
+
+    out = tmp_path / "crossed"
+    assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--val-fraction", "0.5", "--group-size", "2",
+                       "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    assert "validation images); radius" in capsys.readouterr().out
+    config, metrics = Config.load(out / "config.json"), json.loads((out / "metrics.json").read_text())
+    assert metrics["threshold_tuned_on"] == "validation" and metrics["threshold"] == config.score_threshold
+    # The same figures, worked out again from the saved model and the split's own rule.
+    model, _ = evaluate.load_model(out / "model.keras")
+    _, val = split_samples(load_samples([str(tiny_synthetic)], config.labels), config.val_fraction,
+                           config.group_size, config.seed)
+    per_image = dict(zip((s.path for s in val), evaluate.match_samples(model, val, config)))
+    assert config.score_threshold == evaluate.best_threshold(list(per_image.values()))
+    halves = split_samples(val, 0.5, config.group_size, config.seed)
+    best = [evaluate.best_threshold([per_image[s.path] for s in half]) for half in halves]
+    assert metrics["half_thresholds"] == best
+    crossed = evaluate_matches([per_image[s.path] for s in halves[0] + halves[1]], config.score_threshold,
+                               [best[1]] * len(halves[0]) + [best[0]] * len(halves[1]))
+    assert (metrics["f1"], metrics["recall"], metrics["ap"]) == pytest.approx((crossed["f1"], crossed["recall"], crossed["ap"]))
+
+
 def test_several_datasets_get_figures_each(tmp_path, tiny_synthetic, native_dataset):
     out = tmp_path / "two"
     args = ["--data", str(tiny_synthetic), str(native_dataset), "--out", str(out), "--val-fraction", "0",
             "--data-repeats", "1", "3", "--epochs", "1", "--input-size", "64", "96", "--batch-size", "4"]
     assert train.main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["evaluated_on"].startswith("training")
+    assert metrics["evaluated_on"].startswith("training") and metrics["threshold_tuned_on"] == "training"
     per_dataset = metrics["per_dataset"]
     # Without a validation split the figures come from the training images, each counted once
     # however often it recurs in training.
