@@ -410,12 +410,14 @@ def hand_problems(sample: Sample, height: int, width: int) -> list[DatasetError]
 # Splitting
 
 _ROBOFLOW_COPY = re.compile(r"\.rf\.[0-9a-f]{32}$")
+DETECTED_SUFFIX = ".det"  # a gesture crop framed by a detection, beside the annotated one (gesture_data)
 
 
 def group_key(path: str) -> str:
-    """Files that share a key are versions of one frame (Roboflow exports name them `x_jpg.rf.<hash>`)."""
+    """Files that share a key are versions of one frame: Roboflow exports name them
+    `x_jpg.rf.<hash>`, and gesture_data names a hand's detector-framed crop `x.det`."""
     p = Path(path)
-    return str(p.parent / _ROBOFLOW_COPY.sub("", p.stem))
+    return str(p.parent / _ROBOFLOW_COPY.sub("", p.stem).removesuffix(DETECTED_SUFFIX))
 
 
 def spread(items: list, count: int) -> list:

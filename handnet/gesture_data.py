@@ -2,7 +2,8 @@
 
     python -m handnet.gesture_data synthetic --out datasets/synthetic-gestures
     python -m handnet.gesture_data crops --data ../shared/datasets/linto-webcam-gestures \\
-        --gestures hello,vectory,iloveyou,callme --unseen okay,handup,thanks --out datasets/linto-gestures
+        --gestures hello,vectory,iloveyou,callme --unseen okay,handup,thanks --out datasets/linto-gestures \\
+        --detector models/handnet-fast-int8.tflite
     python -m handnet.gesture_data regroup --data ../shared/datasets/sign-language-digits \\
         --gestures 0,1,2 --unseen 5,6 --out datasets/digits
     python -m handnet.gesture_data merge --data datasets/fc-gestures datasets/digits-all \\
@@ -13,7 +14,8 @@ configurable) with images of gestures the game does not know, trained as "none o
 unseen folder (`<out>-unseen` by default) holds one sub-folder per gesture that is never trained
 on and must still come out `na`. `crops` cuts every hand of a box-annotated dataset (any format
 handnet.annotations reads) into that layout with handnet.crops' framing: labels listed in
---gestures become gestures, those in --unseen go to the unseen folder, all others to `na/`.
+--gestures become gestures, those in --unseen go to the unseen folder, all others to `na/`;
+with --detector, each hand the detector finds gets a second crop framed as infer.py frames it.
 `regroup` does the same for a dataset that is one image folder per gesture already. `merge`
 pools several such folders into one, with a prefix per folder to keep their gestures apart (a
 larger set to pretrain on, for `train.py gestures --init-from`).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import shutil
 import sys
@@ -31,12 +34,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handnet.annotations import IMAGE_SUFFIXES, DatasetError, load_samples, read_image, split_samples
+from handnet.annotations import DETECTED_SUFFIX, IMAGE_SUFFIXES, DatasetError, load_samples, read_image, split_samples
 from handnet.atomic import building_folders
 from handnet.config import parse_names
 from handnet.crops import crop_hand, fit_square
+from handnet.metrics import reach
 
 SYNTHETIC_GESTURES_DIR = Path("datasets/synthetic-gestures")
+DETECTED_MIN_SCORE = 0.1  # the weakest detection that still frames a hand's second crop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,21 +188,41 @@ def augment_crop(rng, image: np.ndarray) -> np.ndarray:
 
 
 def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unseen: list[str] = (),
-              unseen_out: str | os.PathLike | None = None, side: int = 96, na_name: str = "na") -> dict:
+              unseen_out: str | os.PathLike | None = None, side: int = 96, na_name: str = "na",
+              detector: str | os.PathLike | None = None) -> dict:
     """Crop every annotated hand of `data` into the gesture layout; returns {folder: count}.
-    Crop files are named after their source image, so consecutive frames stay neighbours."""
+    Crop files are named after their source image, so consecutive frames stay neighbours.
+
+    detector: a detector .tflite. Each hand it finds (its nearest detection within the metrics'
+    reach, score at least DETECTED_MIN_SCORE) gets a second crop, `<name>.det.png`, framed by that
+    detection as infer.py --gestures frames it: a detected centre and radius differ from an
+    annotated box's, and a classifier trained on boxes alone misreads them (docs/gestures.md).
+    The two crops of one hand share a split group (annotations.group_key)."""
     samples = load_samples(data, "*=positive")  # every hand, whatever its label
+    find = _detected_framing(detector) if detector else None
     with _Layout(gestures, out, unseen, unseen_out, na_name) as layout:
         for sample in samples:
             frame = read_image(sample.path)
+            detections = find(frame) if find else []
             for i, hand in enumerate(sample.hands):
-                target = layout.folder(hand.label)
-                cv2.imwrite(str(target / f"{Path(sample.path).stem}_{i}.png"),
-                            crop_hand(frame, hand.x, hand.y, hand.radius, side))
+                target, name = layout.folder(hand.label), f"{Path(sample.path).stem}_{i}"
+                cv2.imwrite(str(target / f"{name}.png"), crop_hand(frame, hand.x, hand.y, hand.radius, side))
+                near = [d for d in detections if math.hypot(d.x - hand.x, d.y - hand.y) <= reach(hand)]
+                if near:
+                    found = min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y))
+                    cv2.imwrite(str(target / f"{name}{DETECTED_SUFFIX}.png"),
+                                crop_hand(frame, found.x, found.y, found.radius, side))
         missing = [g for g in list(gestures) + list(unseen) if not layout.counts.get(g)]
         if missing:
             raise DatasetError(f"no hands labelled {', '.join(missing)} in {', '.join(data)}")
         return layout.summary()
+
+
+def _detected_framing(path):
+    """frame -> detections down to DETECTED_MIN_SCORE, by handnet.runtime as infer.py runs it."""
+    from handnet.runtime import HandDetector  # noqa: PLC0415
+
+    return HandDetector(path, score_threshold=DETECTED_MIN_SCORE).detect
 
 
 def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.PathLike, unseen: list[str] = (),
@@ -306,6 +331,8 @@ def main(argv=None) -> int:
     crops = sub.add_parser("crops", help="cut hands of a box-annotated dataset into gesture folders")
     crops.add_argument("--data", nargs="+", required=True, help="dataset folder(s) in any supported format")
     crops.add_argument("--side", type=int, default=96, help="crop side in pixels")
+    crops.add_argument("--detector", help="a detector .tflite: also crop each hand it finds as it frames it "
+                                          "(<name>.det.png), the framing infer.py --gestures classifies")
     regroup = sub.add_parser("regroup", help="copy a one-folder-per-gesture dataset into the training layout")
     regroup.add_argument("--data", required=True, help="folder with one sub-folder of images per gesture")
     for command in (crops, regroup):
@@ -329,7 +356,7 @@ def main(argv=None) -> int:
         if args.command in ("crops", "regroup"):
             if args.command == "crops":
                 counts = cut_crops(args.data, parse_names(args.gestures), args.out, parse_names(args.unseen), args.unseen_out,
-                                   args.side, args.na_name)
+                                   args.side, args.na_name, args.detector)
             else:
                 counts = regroup_folders(args.data, parse_names(args.gestures), args.out, parse_names(args.unseen),
                                          args.unseen_out, args.na_name)

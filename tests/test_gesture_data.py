@@ -58,6 +58,35 @@ def test_crops_cli_prints_counts_and_exits_2_on_bad_input(boxes, tmp_path, capsy
     assert "error:" in capsys.readouterr().err
 
 
+def test_crops_with_a_detector_add_the_framing_infer_py_sees(toy_run, tmp_path):
+    import json
+
+    from conftest import DISK_COLOUR, TOY_SIZE
+    from handnet.annotations import group_key
+
+    frames = tmp_path / "disks"
+    frames.mkdir()
+    image = np.random.default_rng(1).integers(0, 60, (*TOY_SIZE, 3)).astype(np.uint8)
+    cv2.circle(image, (30, 30), 9, DISK_COLOUR, -1)
+    cv2.imwrite(str(frames / "f000.png"), image)
+    # The box of the disk is 4 px off its centre; the second hand shows nothing a detector finds.
+    hands = [{"x": 34, "y": 30, "radius": 9, "label": "hello"}, {"x": 75, "y": 40, "radius": 8, "label": "fist"}]
+    (frames / "hands.json").write_text(json.dumps({"format": "handnet", "version": 1,
+                                                   "images": [{"file": "f000.png", "hands": hands}]}))
+    out = tmp_path / "g"
+    cut_crops([str(frames)], ["hello"], out, side=48, detector=str(toy_run / "model-int8.tflite"))
+    assert sorted(p.name for p in (out / "hello").iterdir()) == ["f000_0.det.png", "f000_0.png"]
+    assert [p.name for p in (out / "na").iterdir()] == ["f000_1.png"]  # nothing found there: one crop
+
+    def disk_centre_x(name):
+        bright = cv2.imread(str(out / "hello" / name)).min(axis=2) > 150
+        return np.nonzero(bright)[1].mean()
+
+    assert abs(disk_centre_x("f000_0.det.png") - 24) < abs(disk_centre_x("f000_0.png") - 24)  # centred on the disk
+    # Both crops of a hand are one frame to the split, so they never straddle train and validation.
+    assert group_key(str(out / "hello" / "f000_0.det.png")) == group_key(str(out / "hello" / "f000_0.png"))
+
+
 def test_split_keeps_runs_of_consecutive_frames_together_per_gesture(tmp_path):
     for gesture in ("a", "b", "na"):
         (tmp_path / "g" / gesture).mkdir(parents=True)
