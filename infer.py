@@ -52,10 +52,14 @@ def main(argv=None) -> int:
                         help="frames a hand may vanish and keep its track id (default %(default)s)")
     parser.add_argument("--gesture-votes", type=int, default=defaults.gesture_votes,
                         help="a tracked hand's gesture is the vote of its last N frames (default %(default)s)")
+    parser.add_argument("--min-age", type=int, default=defaults.min_age,
+                        help="frames a hand must be seen in before it is shown: 2-3 hide one-frame false "
+                             "alarms (default %(default)s: at once)")
     args = parser.parse_args(argv)
     try:
         tracker = None if args.no_track else HandTracker(min_cutoff=args.min_cutoff, beta=args.beta,
-                                                         max_missed=args.max_missed, gesture_votes=args.gesture_votes)
+                                                         max_missed=args.max_missed, gesture_votes=args.gesture_votes,
+                                                         min_age=args.min_age)
         detector = open_detector(args.model, args.threads, args.threshold)
         gestures = GestureClassifier(args.gestures, num_threads=args.threads) if args.gestures else None
         source = open_source(args.source)

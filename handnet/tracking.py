@@ -107,6 +107,8 @@ class TrackerConfig:
     d_cutoff: float = 1.0  # One Euro: Hz
     smooth: bool = True  # False: raw detections, ids only
     gesture_votes: int = 5  # a track's gesture is the vote of its last N frames; 1 = no voting
+    min_age: int = 1  # frames a track must be seen in before it is reported: 2 or 3 hide one-frame
+    # false alarms at a frame or two of delay for a new hand; 1 reports every detection at once
 
 
 class HandTracker:
@@ -114,8 +116,9 @@ class HandTracker:
 
     def __init__(self, config: TrackerConfig | None = None, **options):
         self.config = dataclasses.replace(config or TrackerConfig(), **options)
-        if self.config.max_distance <= 0 or self.config.max_missed < 0 or self.config.gesture_votes < 1:
-            raise ValueError("HandTracker needs max_distance > 0, max_missed >= 0 and gesture_votes >= 1")
+        c = self.config
+        if c.max_distance <= 0 or c.max_missed < 0 or c.gesture_votes < 1 or c.min_age < 1:
+            raise ValueError("HandTracker needs max_distance > 0, max_missed >= 0, gesture_votes >= 1 and min_age >= 1")
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -123,8 +126,8 @@ class HandTracker:
         self._tracks.clear()
 
     def update(self, detections: list[Detection], t: float | None = None) -> list[TrackedHand]:
-        """Hands seen in this frame, strongest first. t: the frame's time in seconds
-        (default: now); video files should pass their own timestamps."""
+        """Hands seen in this frame whose tracks are at least min_age frames old, strongest first.
+        t: the frame's time in seconds (default: now); video files should pass their own timestamps."""
         t = time.monotonic() if t is None else float(t)
         matches = self._associate(detections)
         hands = []
@@ -148,7 +151,7 @@ class HandTracker:
             if k not in seen:
                 track = self._start(det, t)
                 hands.append(self._hand(track, det))
-        return sorted(hands, key=lambda h: -h.score)
+        return sorted((h for h in hands if h.age >= self.config.min_age), key=lambda h: -h.score)
 
     def _associate(self, detections: list[Detection]) -> list[tuple[int, _Track]]:
         pairs = []

@@ -67,6 +67,19 @@ def test_a_hand_that_vanishes_briefly_keeps_its_id_and_ids_are_never_reused():
     assert again != first and again > first
 
 
+def test_min_age_hides_one_frame_false_alarms_and_shows_a_steady_hand_from_its_second_frame():
+    tracker = HandTracker(min_age=2)
+    assert tracker.update([det(100, 100), det(250, 40, score=0.4)], 0) == []  # both new: not yet shown
+    shown = tracker.update([det(101, 100)], 1 / FPS)  # the false alarm at (250, 40) is gone
+    assert [h.age for h in shown] == [2] and 100 <= shown[0].x <= 101  # smoothed towards 101
+    assert [h.track_id for h in tracker.update([det(102, 100)], 2 / FPS)] == [shown[0].track_id]
+    # A new detection elsewhere is a new track: hidden in its first frame, shown from its second.
+    assert [h.track_id for h in tracker.update([det(102, 100), det(40, 200, score=0.4)], 3 / FPS)] == [shown[0].track_id]
+    assert len(tracker.update([det(102, 100), det(40, 200, score=0.4)], 4 / FPS)) == 2
+    with pytest.raises(ValueError, match="min_age"):
+        HandTracker(min_age=0)
+
+
 def test_a_jump_across_the_frame_is_a_new_hand():
     tracker = HandTracker()
     a = tracker.update([det(50, 50)], 0)[0].track_id
