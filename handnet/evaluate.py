@@ -25,7 +25,7 @@ import numpy as np
 from handnet.annotations import DatasetError, Sample, load_samples, read_image
 from handnet.config import Config, parse_labels
 from handnet.letterbox import apply_letterbox, fit_letterbox
-from handnet.metrics import evaluate_matches, match_image, reach
+from handnet.metrics import evaluate_matches, match_image, nearest_within_reach
 from handnet.peaks import detect_hands
 
 AP_THRESHOLD = 0.05  # detections down to this score feed the precision-recall curve
@@ -161,9 +161,8 @@ def fit_radius_knots(found, config: Config, bins: int = RADIUS_BINS) -> list[lis
         box = fit_letterbox(frame_hw, config.input_size)
         shown = [d for d in detections if d.score >= config.score_threshold]
         for hand in (h for h in sample.hands if h.role == "positive"):
-            near = [d for d in shown if math.hypot(d.x - hand.x, d.y - hand.y) <= reach(hand, config.match_distance)]
-            if near:
-                best = min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y))
+            best = nearest_within_reach(hand, shown, config.match_distance)
+            if best is not None:
                 pairs.append((best.radius * math.sqrt(box.scale_x * box.scale_y), hand.radius / best.radius))
     if len(pairs) < 10 * bins:
         return []

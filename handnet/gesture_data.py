@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import shutil
 import sys
@@ -38,7 +37,7 @@ from handnet.annotations import DETECTED_SUFFIX, IMAGE_SUFFIXES, DatasetError, l
 from handnet.atomic import building_folders
 from handnet.config import parse_names
 from handnet.crops import crop_hand, fit_square
-from handnet.metrics import reach
+from handnet.metrics import nearest_within_reach
 
 SYNTHETIC_GESTURES_DIR = Path("datasets/synthetic-gestures")
 DETECTED_MIN_SCORE = 0.1  # the weakest detection that still frames a hand's second crop
@@ -207,9 +206,8 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
             for i, hand in enumerate(sample.hands):
                 target, name = layout.folder(hand.label), f"{Path(sample.path).stem}_{i}"
                 cv2.imwrite(str(target / f"{name}.png"), crop_hand(frame, hand.x, hand.y, hand.radius, side))
-                near = [d for d in detections if math.hypot(d.x - hand.x, d.y - hand.y) <= reach(hand)]
-                if near:
-                    found = min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y))
+                found = nearest_within_reach(hand, detections)
+                if found is not None:
                     cv2.imwrite(str(target / f"{name}{DETECTED_SUFFIX}.png"),
                                 crop_hand(frame, found.x, found.y, found.radius, side))
         missing = [g for g in list(gestures) + list(unseen) if not layout.counts.get(g)]
@@ -370,7 +368,7 @@ def main(argv=None) -> int:
 
             out, unseen = generate_gesture_folders(args.out, args.per_class, args.side, args.seed)
             print(f"wrote {out} and {unseen}")
-    except (DatasetError, ValueError) as err:
+    except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,13 @@ def reach(hand, match_distance: float = 1.0) -> float:
     return match_distance * max(hand.radius, MIN_MATCH_PX)
 
 
+def nearest_within_reach(hand, detections, match_distance: float = 1.0):
+    """The detection nearest to a hand's centre among those within its reach, or None."""
+    distance = {id(d): math.hypot(d.x - hand.x, d.y - hand.y) for d in detections}
+    near = [d for d in detections if distance[id(d)] <= reach(hand, match_distance)]
+    return min(near, key=lambda d: distance[id(d)]) if near else None
+
+
 def match_image(detections, hands, frame_hw, match_distance: float = 1.0):
     """Match one image. Returns (counted, truths):
     counted: [(score, is_true_positive, size)] for detections that count;

@@ -56,6 +56,9 @@ def test_crops_cli_prints_counts_and_exits_2_on_bad_input(boxes, tmp_path, capsy
     assert "g/hello: 2" in capsys.readouterr().out
     assert main(["crops", "--data", str(tmp_path / "none"), "--gestures", "hello", "--out", str(tmp_path / "x")]) == 2
     assert "error:" in capsys.readouterr().err
+    assert main(["crops", "--data", str(boxes), "--gestures", "hello", "--out", str(tmp_path / "y"),
+                 "--detector", str(tmp_path / "missing.tflite")]) == 2
+    assert "missing.tflite" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
 
 def test_crops_with_a_detector_add_the_framing_infer_py_sees(toy_run, tmp_path):
