@@ -29,9 +29,8 @@ def reach(hand, match_distance: float = 1.0) -> float:
 
 def nearest_within_reach(hand, detections, match_distance: float = 1.0):
     """The detection nearest to a hand's centre among those within its reach, or None."""
-    distance = {id(d): math.hypot(d.x - hand.x, d.y - hand.y) for d in detections}
-    near = [d for d in detections if distance[id(d)] <= reach(hand, match_distance)]
-    return min(near, key=lambda d: distance[id(d)]) if near else None
+    distance = lambda d: math.hypot(d.x - hand.x, d.y - hand.y)  # noqa: E731
+    return min((d for d in detections if distance(d) <= reach(hand, match_distance)), key=distance, default=None)
 
 
 def match_image(detections, hands, frame_hw, match_distance: float = 1.0):

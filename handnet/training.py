@@ -364,18 +364,17 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
     save_model_atomic(model, run / "model.keras")
     if config.tune_threshold:
         config.radius_knots = []  # fitted on detections with uncalibrated radii
-    predicted = [(sample, frame.shape[:2], heatmap) for sample, frame, heatmap, _ in predict_samples(model, evaluated, config)]
+    predicted = heatmaps_of(model, evaluated, config)
     cuts, halves = None, None
     if config.tune_threshold:
         first = two_folds(evaluated, config) if evaluated_on == "validation" else None
         if first is None:
-            tuning = [(sample, frame.shape[:2], heatmap) for sample, frame, heatmap, _ in
-                      predict_samples(model, spread(distinct_train, TUNE_IMAGES), config)]
+            tuning = heatmaps_of(model, spread(distinct_train, TUNE_IMAGES), config)
             source = f"{len(tuning)} training images"
         else:
             tuning, source = predicted, f"the {len(predicted)} validation images"
         found = detections_of(tuning, config)
-        tuned = [match_image(detections, sample.hands, frame_hw, config.match_distance) for sample, frame_hw, detections in found]
+        tuned = matches_of(found, config)
         config.score_threshold = best_threshold(tuned)
         config.radius_knots = fit_radius_knots(found, config)
         config.save(run / "config.json")
@@ -384,8 +383,7 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
               f"{config.radius_knots[0] if config.radius_knots else '-'} px")
         if first is not None:
             cuts, halves = cross_fit_cuts(tuned, first)
-    per_image = [match_image(detections, sample.hands, frame_hw, config.match_distance)
-                 for sample, frame_hw, detections in detections_of(predicted, config)]
+    per_image = matches_of(detections_of(predicted, config), config)
     metrics = evaluate_matches(per_image, config.score_threshold, cuts)
     metrics["threshold_tuned_on"] = None if not config.tune_threshold else "validation" if cuts else "training"
     if halves:
@@ -421,6 +419,16 @@ def two_folds(samples: list[Sample], config: Config) -> list[bool] | None:
         return None
     in_first = {s.path for s in first}
     return [s.path in in_first for s in samples]
+
+
+def heatmaps_of(model, samples: list[Sample], config: Config) -> list:
+    """[(sample, frame (H, W), heatmap)] of one prediction pass; frames are not kept."""
+    return [(sample, frame.shape[:2], heatmap) for sample, frame, heatmap, _ in predict_samples(model, samples, config)]
+
+
+def matches_of(found, config: Config) -> list:
+    """match_image results of [(sample, frame (H, W), detections)]."""
+    return [match_image(detections, sample.hands, frame_hw, config.match_distance) for sample, frame_hw, detections in found]
 
 
 def detections_of(predicted, config: Config) -> list:
