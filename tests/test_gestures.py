@@ -100,6 +100,16 @@ def test_threshold_is_the_highest_that_keeps_known_accuracy_within_the_allowed_d
     assert choose_gesture_threshold(truth, scores, known=2, known_drop=0.25) == 0.6
 
 
+def test_threshold_climbs_above_095_when_known_scores_saturate():
+    truth = [0] * 10 + [1] * 10 + [2] * 4
+    scores = np.zeros((24, 3))
+    scores[np.arange(10), 0] = 0.992  # a trained softmax: known crops score near 1
+    scores[np.arange(10, 20), 1] = 0.992
+    scores[20:, 1] = 0.97  # a confident trained unknown: only a threshold above it says na
+    assert choose_gesture_threshold(truth, scores, known=2, known_drop=0.0) == 0.99
+    assert gesture_figures(truth, decide_gestures(scores, 0.99), 2)["unknown_to_na"] == 1.0
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="unknown gesture loss"):
         GestureConfig(loss="softmax")
