@@ -241,12 +241,15 @@ def regroup_folders(data: str | os.PathLike, gestures: list[str], out: str | os.
 
 
 def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixes: list[str] = (),
-                  na_name: str = "na") -> dict:
+                  na_name: str = "na", as_na: list[str] = (), leave_out: list[str] = ()) -> dict:
     """Copy several gesture folders into one: gesture G of data[i] goes to prefixes[i] + G (so
     `fc_` and `digit_` keep two sets' gestures apart; with no prefixes, same-named gestures are
-    pooled), and every na/ folder into na/. Files are renamed <source folder>_<name>, so
-    recordings stay in runs; two --data folders of the same name pooling one gesture clash, an
-    error that leaves nothing behind."""
+    pooled), and every na/ folder into na/. Merged names listed in `as_na` go into na/ too, as
+    <source folder>_<gesture>_<name>: more varied unknowns from other sets; those listed in
+    `leave_out` are not copied (gestures too close to one to recognise, or to an unseen one, to
+    serve as unknowns). Other files are
+    renamed <source folder>_<name>, so recordings stay in runs; two --data folders of the same
+    name pooling one gesture clash, an error that leaves nothing behind."""
     if prefixes and len(prefixes) != len(data):
         raise ValueError(f"--prefix needs one prefix per --data folder: {len(prefixes)} for {len(data)}")
     if any(Path(root).resolve() == Path(out).resolve() for root in data):
@@ -254,12 +257,19 @@ def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixe
     prefixes = list(prefixes) or [""] * len(data)
     sources = [(Path(root), image_folders(Path(root))) for root in data]
     names = {prefix + name for prefix, (_, folders) in zip(prefixes, sources) for name in folders if name != na_name}
-    with _Layout(sorted(names), out, na_name=na_name) as layout:
+    for flag, listed in (("--as-na", as_na), ("--leave-out", leave_out)):
+        if missing := sorted(set(listed) - names):
+            raise ValueError(f"{flag} names {', '.join(missing)}, which no --data folder holds "
+                             f"(merged names: {', '.join(sorted(names))})")
+    with _Layout(sorted(names - set(as_na) - set(leave_out)), out, na_name=na_name) as layout:
         for prefix, (root, folders) in zip(prefixes, sources):
             for name, images in folders.items():
-                target = layout.folder(name if name == na_name else prefix + name)
+                if prefix + name in leave_out:
+                    continue
+                folded = prefix + name in as_na  # keeps its gesture in its file names, apart from the rest of na
+                target = layout.folder(na_name if name == na_name or folded else prefix + name)
                 for image in images:
-                    copy = target / f"{root.name}_{image.name}"
+                    copy = target / (f"{root.name}_{name}_{image.name}" if folded else f"{root.name}_{image.name}")
                     if copy.exists():  # two --data folders of the same name
                         raise ValueError(f"{image} and another --data folder's file would both be {copy.name}")
                     shutil.copyfile(image, copy)
@@ -344,6 +354,9 @@ def main(argv=None) -> int:
     merge.add_argument("--prefix", nargs="+", default=[], help="one prefix per --data folder for its gesture names")
     merge.add_argument("--out", required=True, help="the merged folder")
     merge.add_argument("--na-name", default="na")
+    merge.add_argument("--as-na", default="", help="merged gesture names (prefix included) to put into na/, "
+                       "e.g. fc_three,fc_four: unknowns from another set")
+    merge.add_argument("--leave-out", default="", help="merged gesture names (prefix included) not to copy")
     synthetic = sub.add_parser("synthetic", help="write the synthetic gesture folders")
     synthetic.add_argument("--out", default=str(SYNTHETIC_GESTURES_DIR))
     synthetic.add_argument("--per-class", type=int, default=150)
@@ -361,7 +374,8 @@ def main(argv=None) -> int:
             for key, count in sorted(counts.items()):
                 print(f"{key}: {count}")
         elif args.command == "merge":
-            for key, count in sorted(merge_folders(args.data, args.out, args.prefix, args.na_name).items()):
+            for key, count in sorted(merge_folders(args.data, args.out, args.prefix, args.na_name,
+                                                        parse_names(args.as_na), parse_names(args.leave_out)).items()):
                 print(f"{key}: {count}")
         else:
             from handnet.synthetic import generate_gesture_folders  # noqa: PLC0415

@@ -160,6 +160,21 @@ def test_merge_keeps_sets_apart_by_prefix_and_pools_na(tmp_path):
     assert merge_folders([fc, digits], tmp_path / "pooled")["pooled/one"] == 3
 
 
+def test_merge_as_na_adds_another_sets_gestures_to_the_unknowns(tmp_path, capsys):
+    mine = gesture_folder(tmp_path / "mine", {"hello": 2, "na": 1})
+    fc = gesture_folder(tmp_path / "fc", {"three": 2, "four": 1, "five": 1})
+    assert main(["merge", "--data", str(mine), str(fc), "--prefix", "", "fc_", "--as-na", "fc_three,fc_four",
+                 "--leave-out", "fc_five", "--out", str(tmp_path / "out")]) == 0
+    known, examples = load_gesture_folder(tmp_path / "out")
+    assert known == ["hello"] and len(examples) == 6
+    assert sorted(p.name for p in (tmp_path / "out" / "na").iterdir()) == [
+        "fc_four_IMG_0.png", "fc_three_IMG_0.png", "fc_three_IMG_1.png", "mine_IMG_0.png"]
+    # A name no folder holds is a typo to report, before anything is written.
+    assert main(["merge", "--data", str(fc), "--prefix", "fc_", "--as-na", "three",
+                 "--out", str(tmp_path / "typo")]) == 2
+    assert "--as-na names three" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+
+
 def test_merge_refuses_a_prefix_count_mismatch_and_writing_over_its_input(tmp_path, capsys):
     fc = gesture_folder(tmp_path / "fc", {"one": 1})
     with pytest.raises(ValueError, match="one prefix per --data folder"):
