@@ -184,6 +184,9 @@ def read_conv_weights(path: str | os.PathLike) -> tuple[str, dict[str, tuple[np.
         data = model.buffers[tensor.buffer].data
         if data is None:
             raise ValueError(f"{path}: {tensor.name.decode()} is not a constant; cannot read its weights")
+        if tensor.type not in TENSOR_DTYPES:
+            raise ValueError(f"{path}: {tensor.name.decode()} is stored as TFLite tensor type {tensor.type}, "
+                             f"which handnet cannot read weights from")
         array = np.frombuffer(data.tobytes(), TENSOR_DTYPES[tensor.type]).reshape(tensor.shape).astype(np.float32)
         quant = tensor.quantization
         if quant is not None and quant.scale is not None and len(quant.scale):

@@ -88,6 +88,15 @@ def test_init_from_a_file_of_another_kind_is_a_clear_error(toy, exported):
         load_init_weights(build_model(seed), str(exported["int8"]), np.stack(frames).astype(np.float32))
 
 
+
+def test_weights_of_a_type_handnet_cannot_read_are_a_clear_error(exported, monkeypatch):
+    import handnet.export
+
+    monkeypatch.setattr(handnet.export, "TENSOR_DTYPES", {0: np.float32})  # as if int8 were unknown
+    with pytest.raises(ValueError, match="stored as TFLite tensor type 9, which handnet cannot read"):
+        handnet.export.read_conv_weights(exported["int8"])
+
+
 def test_radius_knots_travel_in_the_file_and_scale_its_radii(toy, exported, tmp_path):
     model, config, frames = toy
     calibrated = dataclasses.replace(config, radius_knots=[[1.0, 100.0], [1.5, 1.5]])
