@@ -261,7 +261,10 @@ def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixe
         if missing := sorted(set(listed) - names):
             raise ValueError(f"{flag} names {', '.join(missing)}, which no --data folder holds "
                              f"(merged names: {', '.join(sorted(names))})")
-    with _Layout(sorted(names - set(as_na) - set(leave_out)), out, na_name=na_name) as layout:
+    kept = sorted(names - set(as_na) - set(leave_out))
+    if not kept:
+        raise ValueError("--as-na and --leave-out take every gesture: none is left to recognise")
+    with _Layout(kept, out, na_name=na_name) as layout:
         for prefix, (root, folders) in zip(prefixes, sources):
             for name, images in folders.items():
                 if prefix + name in leave_out:

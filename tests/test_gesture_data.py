@@ -173,6 +173,8 @@ def test_merge_as_na_adds_another_sets_gestures_to_the_unknowns(tmp_path, capsys
     assert main(["merge", "--data", str(fc), "--prefix", "fc_", "--as-na", "three",
                  "--out", str(tmp_path / "typo")]) == 2
     assert "--as-na names three" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    with pytest.raises(ValueError, match="none is left to recognise"):
+        merge_folders([fc], tmp_path / "empty", ["fc_"], as_na=["fc_three", "fc_four"], leave_out=["fc_five"])
 
 
 def test_merge_refuses_a_prefix_count_mismatch_and_writing_over_its_input(tmp_path, capsys):
