@@ -247,9 +247,9 @@ def merge_folders(data: list[str | os.PathLike], out: str | os.PathLike, prefixe
     pooled), and every na/ folder into na/. Merged names listed in `as_na` go into na/ too, as
     <source folder>_<gesture>_<name>: more varied unknowns from other sets; those listed in
     `leave_out` are not copied (gestures too close to one to recognise, or to an unseen one, to
-    serve as unknowns). Other files are
-    renamed <source folder>_<name>, so recordings stay in runs; two --data folders of the same
-    name pooling one gesture clash, an error that leaves nothing behind."""
+    serve as unknowns). Other files are renamed <source folder>_<name>, so recordings stay in
+    runs; two --data folders of the same name pooling one gesture clash, an error that leaves
+    nothing behind."""
     if prefixes and len(prefixes) != len(data):
         raise ValueError(f"--prefix needs one prefix per --data folder: {len(prefixes)} for {len(data)}")
     if any(Path(root).resolve() == Path(out).resolve() for root in data):

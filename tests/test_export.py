@@ -88,7 +88,6 @@ def test_init_from_a_file_of_another_kind_is_a_clear_error(toy, exported):
         load_init_weights(build_model(seed), str(exported["int8"]), np.stack(frames).astype(np.float32))
 
 
-
 def test_weights_of_a_type_handnet_cannot_read_are_a_clear_error(exported, monkeypatch):
     import handnet.export
 
