@@ -426,15 +426,10 @@ def spread(items: list, count: int) -> list:
     return items[:: max(1, len(items) // count)][:count]
 
 
-def split_samples(samples: list[Sample], val_fraction: float, group_size: int, seed: int):
-    """Split into (train, val) by groups of consecutive files, never by single files.
-
-    Frames recorded in a row are near-duplicates and sort next to each other by name, so files
-    are sorted, cut into runs of at least `group_size` (never cutting between two copies of one
-    frame), and whole runs are drawn for validation.
-    """
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+def sample_groups(samples: list[Sample], group_size: int) -> list[list[Sample]]:
+    """The samples sorted by name and cut into runs of at least `group_size` consecutive files,
+    never between two copies of one frame: the units that splits draw and that
+    metrics.f1_interval resamples, since frames recorded in a row are near-duplicates."""
     ordered = sorted(samples, key=lambda s: (group_key(s.path), s.path))
     groups, current, last_key = [], [], None
     for sample in ordered:
@@ -446,6 +441,25 @@ def split_samples(samples: list[Sample], val_fraction: float, group_size: int, s
         last_key = key
     if current:
         groups.append(current)
+    return groups
+
+
+def group_indices(samples: list[Sample], group_size: int) -> list[int]:
+    """Each sample's group (sample_groups), as an index, in the samples' own order."""
+    group_of = {s.path: k for k, group in enumerate(sample_groups(samples, group_size)) for s in group}
+    return [group_of[s.path] for s in samples]
+
+
+def split_samples(samples: list[Sample], val_fraction: float, group_size: int, seed: int):
+    """Split into (train, val) by groups of consecutive files, never by single files.
+
+    Frames recorded in a row are near-duplicates and sort next to each other by name, so files
+    are sorted, cut into runs of at least `group_size` (never cutting between two copies of one
+    frame), and whole runs are drawn for validation.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    groups = sample_groups(samples, group_size)
     random.Random(seed).shuffle(groups)
     train, val = [], []
     for group in groups:

@@ -7,7 +7,9 @@
 
 --worst N also writes the N images with the most mistakes (false positives plus missed hands at
 the score threshold) as an overlay grid, worst-<data>.png, and lists them in worst-<data>.txt,
-which `python -m handnet.annotate DIR --files worst-<data>.txt` opens for correction.
+which `python -m handnet.annotate DIR --files worst-<data>.txt` opens for correction. The
+figures carry `f1_interval`, a 95% bootstrap interval for F1 that resamples runs of --group-size
+consecutive files (near-duplicate frames), so a few dozen frames show how little they settle.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import cv2
 import keras
 import numpy as np
 
-from handnet.annotations import DatasetError, Sample, load_samples, read_image
+from handnet.annotations import DatasetError, Sample, group_indices, load_samples, read_image
 from handnet.config import Config, parse_labels
 from handnet.letterbox import apply_letterbox, fit_letterbox
-from handnet.metrics import evaluate_matches, match_image, nearest_within_reach
+from handnet.metrics import evaluate_matches, f1_interval, match_image, nearest_within_reach
 from handnet.peaks import detect_hands
 
 AP_THRESHOLD = 0.05  # detections down to this score feed the precision-recall curve
@@ -181,6 +183,9 @@ def format_metrics(metrics: dict) -> str:
     halves = metrics.get("half_thresholds")
     crossed = f"; cross-fitted: each half of them at the other half's best, {halves[0]:g} / {halves[1]:g}" if halves else ""
     lines.append(f"(score threshold {metrics['threshold']:g}, {metrics['images']} images{crossed})")
+    if metrics.get("f1_interval"):
+        low, high = metrics["f1_interval"]
+        lines.append(f"(F1 95% bootstrap interval {low:.3f}-{high:.3f}, resampling groups of consecutive files)")
     return "\n".join(lines)
 
 
@@ -202,6 +207,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, nargs="+", help="dataset folder(s)")
     parser.add_argument("--labels", help="LABEL=ROLE,... (default: the model's own mapping)")
     parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    parser.add_argument("--group-size", type=int, metavar="N", help="consecutive files that the F1 interval "
+                        "resamples together, as near-duplicates (default: the model's --group-size)")
     parser.add_argument("--out", help="metrics JSON (default: metrics-<data>.json beside the model)")
     parser.add_argument("--worst", type=int, metavar="N",
                         help="also write the N images with the most mistakes: worst-<data>.png and .txt beside the JSON")
@@ -225,6 +232,10 @@ def main(argv=None) -> int:
         found = [(s, d) for s, _, _, d in predict_samples(model, samples, config, progress=True)]
     per_image = [match_image(d, s.hands, (s.height, s.width), config.match_distance) for s, d in found]
     metrics = evaluate_matches(per_image, threshold)
+    interval = f1_interval(per_image, [threshold] * len(per_image),
+                           group_indices([s for s, _ in found], args.group_size or config.group_size))
+    if interval:
+        metrics["f1_interval"] = [round(v, 4) for v in interval]
     name = Path(args.data[0]).resolve().name
     out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{name}.json"
     out.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -104,6 +104,37 @@ def evaluate_matches(per_image, threshold: float, cuts=None) -> dict:
     return result
 
 
+def f1_interval(per_image, cuts, groups, rounds: int = 1000, level: float = 0.95, seed: int = 0):
+    """A bootstrap interval for F1: (low, high) over `rounds` resamplings of whole groups of
+    images with replacement, so near-duplicate frames move together; None with fewer than two
+    groups. per_image: [(counted, truths)] from match_image; cuts: each image's threshold;
+    groups: each image's group (any hashable, e.g. an index into annotations.sample_groups)."""
+    names = sorted(set(groups), key=list(groups).index)
+    if len(names) < 2:
+        return None
+    at = {name: k for k, name in enumerate(names)}
+    sums = np.zeros((len(names), 3))  # per group: true positives, false positives, hits; then hands
+    hands = np.zeros(len(names))
+    for (counted, truths), cut, group in zip(per_image, cuts, groups, strict=True):
+        row = at[group]
+        sums[row, 0] += sum(1 for score, tp, _ in counted if tp and score >= cut)
+        sums[row, 1] += sum(1 for score, tp, _ in counted if not tp and score >= cut)
+        sums[row, 2] += sum(1 for _, score in truths if score is not None and score >= cut)
+        hands[row] += len(truths)
+    picks = np.random.default_rng(seed).integers(0, len(names), (rounds, len(names)))
+    tp, fp, hits = (sums[picks, j].sum(axis=1) for j in range(3))
+    total = hands[picks].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(total > 0, hits / total, np.nan)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    f1 = f1[~np.isnan(recall)]
+    if not len(f1):
+        return None
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(f1, tail)), float(np.percentile(f1, 100 - tail))
+
+
 # ---------------------------------------------------------------------------------------------
 # Open-set gesture metrics. Scores are (N, K + 1): K known gestures, then na. Every loss is read
 # the same way (decide_gestures), so the figures of ce, bce and bce_na compare like for like.

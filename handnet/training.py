@@ -29,7 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from handnet.annotations import NATIVE_FILE, DatasetError, Sample, load_samples, split_samples, spread
+from handnet.annotations import (
+    NATIVE_FILE, DatasetError, Sample, group_indices, load_samples, split_samples, spread,
+)
 from handnet.atomic import partial_file
 from handnet.config import Config
 from handnet.data import PreparedExamples, letterboxed_input, make_dataset, make_example
@@ -43,7 +45,7 @@ from handnet.evaluate import (
 )
 from handnet.export import export_model
 from handnet.letterbox import fit_letterbox
-from handnet.metrics import evaluate_matches, match_image
+from handnet.metrics import evaluate_matches, f1_interval, match_image
 from handnet.losses import training_loss
 from handnet.model import (
     UNFOLD_FRAMES, build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_training_heads,
@@ -385,6 +387,10 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
             cuts, halves = cross_fit_cuts(tuned, first)
     per_image = matches_of(detections_of(predicted, config), config)
     metrics = evaluate_matches(per_image, config.score_threshold, cuts)
+    interval = f1_interval(per_image, cuts or [config.score_threshold] * len(per_image),
+                           group_indices(evaluated, config.group_size), seed=config.seed)
+    if interval:
+        metrics["f1_interval"] = [round(v, 4) for v in interval]  # 95%, resampling groups of files
     metrics["threshold_tuned_on"] = None if not config.tune_threshold else "validation" if cuts else "training"
     if halves:
         metrics["half_thresholds"] = list(halves)  # the figures: each half at the other's best threshold

@@ -79,9 +79,9 @@ def test_evaluate_cli_takes_the_exported_tflite(tiny_run, tiny_synthetic, tmp_pa
 
 
 def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitted(tmp_path, tiny_synthetic, capsys):
-    from handnet.annotations import load_samples, split_samples
+    from handnet.annotations import group_indices, load_samples, split_samples
     from handnet.config import Config
-    from handnet.metrics import evaluate_matches
+    from handnet.metrics import evaluate_matches, f1_interval
 
     out = tmp_path / "crossed"
     assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--val-fraction", "0.5", "--group-size", "2",
@@ -101,6 +101,12 @@ def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitte
     crossed = evaluate_matches([per_image[s.path] for s in halves[0] + halves[1]], config.score_threshold,
                                [best[1]] * len(halves[0]) + [best[0]] * len(halves[1]))
     assert (metrics["f1"], metrics["recall"], metrics["ap"]) == pytest.approx((crossed["f1"], crossed["recall"], crossed["ap"]))
+    # Its F1 interval resamples the validation split's groups, each image at its cross-fitted cut.
+    first = {s.path for s in halves[0]}
+    interval = f1_interval([per_image[s.path] for s in val], [best[1] if s.path in first else best[0] for s in val],
+                           group_indices(val, config.group_size), seed=config.seed)
+    assert metrics["f1_interval"] == pytest.approx(list(interval), abs=1e-4)
+    assert metrics["f1_interval"][0] <= metrics["f1_interval"][1]
 
 
 def test_several_datasets_get_figures_each(tmp_path, tiny_synthetic, native_dataset):
