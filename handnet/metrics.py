@@ -109,21 +109,17 @@ def f1_interval(per_image, cuts, groups, rounds: int = 1000, level: float = 0.95
     images with replacement, so near-duplicate frames move together; None with fewer than two
     groups. per_image: [(counted, truths)] from match_image; cuts: each image's threshold;
     groups: each image's group (any hashable, e.g. an index into annotations.sample_groups)."""
-    names = sorted(set(groups), key=list(groups).index)
-    if len(names) < 2:
+    at = {name: k for k, name in enumerate(dict.fromkeys(groups))}
+    if len(at) < 2:
         return None
-    at = {name: k for k, name in enumerate(names)}
-    sums = np.zeros((len(names), 3))  # per group: true positives, false positives, hits; then hands
-    hands = np.zeros(len(names))
+    sums = np.zeros((len(at), 4))  # per group: true positives, false positives, hits, hands
     for (counted, truths), cut, group in zip(per_image, cuts, groups, strict=True):
-        row = at[group]
-        sums[row, 0] += sum(1 for score, tp, _ in counted if tp and score >= cut)
-        sums[row, 1] += sum(1 for score, tp, _ in counted if not tp and score >= cut)
-        sums[row, 2] += sum(1 for _, score in truths if score is not None and score >= cut)
-        hands[row] += len(truths)
-    picks = np.random.default_rng(seed).integers(0, len(names), (rounds, len(names)))
-    tp, fp, hits = (sums[picks, j].sum(axis=1) for j in range(3))
-    total = hands[picks].sum(axis=1)
+        sums[at[group]] += (sum(1 for score, tp, _ in counted if tp and score >= cut),
+                            sum(1 for score, tp, _ in counted if not tp and score >= cut),
+                            sum(1 for _, score in truths if score is not None and score >= cut),
+                            len(truths))
+    picks = np.random.default_rng(seed).integers(0, len(at), (rounds, len(at)))
+    tp, fp, hits, total = sums[picks].sum(axis=1).T
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         recall = np.where(total > 0, hits / total, np.nan)
