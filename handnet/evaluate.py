@@ -232,8 +232,7 @@ def main(argv=None) -> int:
         found = [(s, d) for s, _, _, d in predict_samples(model, samples, config, progress=True)]
     per_image = [match_image(d, s.hands, (s.height, s.width), config.match_distance) for s, d in found]
     metrics = evaluate_matches(per_image, threshold)
-    interval = f1_interval(per_image, [threshold] * len(per_image),
-                           group_indices([s for s, _ in found], args.group_size or config.group_size))
+    interval = f1_interval(per_image, threshold, group_indices([s for s, _ in found], args.group_size or config.group_size))
     if interval:
         metrics["f1_interval"] = [round(v, 4) for v in interval]
     name = Path(args.data[0]).resolve().name

@@ -104,11 +104,13 @@ def evaluate_matches(per_image, threshold: float, cuts=None) -> dict:
     return result
 
 
-def f1_interval(per_image, cuts, groups, rounds: int = 1000, level: float = 0.95, seed: int = 0):
+def f1_interval(per_image, threshold: float, groups, cuts=None, rounds: int = 1000, level: float = 0.95,
+                seed: int = 0):
     """A bootstrap interval for F1: (low, high) over `rounds` resamplings of whole groups of
     images with replacement, so near-duplicate frames move together; None with fewer than two
-    groups. per_image: [(counted, truths)] from match_image; cuts: each image's threshold;
-    groups: each image's group (any hashable, e.g. an index into annotations.sample_groups)."""
+    groups. per_image, threshold and cuts as for evaluate_matches; groups: each image's group
+    (any hashable, e.g. an index into annotations.sample_groups)."""
+    cuts = [threshold] * len(per_image) if cuts is None else cuts
     at = {name: k for k, name in enumerate(dict.fromkeys(groups))}
     if len(at) < 2:
         return None

@@ -387,8 +387,8 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
             cuts, halves = cross_fit_cuts(tuned, first)
     per_image = matches_of(detections_of(predicted, config), config)
     metrics = evaluate_matches(per_image, config.score_threshold, cuts)
-    interval = f1_interval(per_image, cuts or [config.score_threshold] * len(per_image),
-                           group_indices(evaluated, config.group_size), seed=config.seed)
+    interval = f1_interval(per_image, config.score_threshold, group_indices(evaluated, config.group_size), cuts,
+                           seed=config.seed)
     if interval:
         metrics["f1_interval"] = [round(v, 4) for v in interval]  # 95%, resampling groups of files
     metrics["threshold_tuned_on"] = None if not config.tune_threshold else "validation" if cuts else "training"

@@ -104,16 +104,16 @@ def test_f1_interval_resamples_whole_groups():
     # Every group alike: any resampling has the same F1, the point figure.
     same = [hit, alarm] * 5
     point = evaluate_matches(same, 0.5)["f1"]
-    assert f1_interval(same, [0.5] * 10, [k // 2 for k in range(10)]) == pytest.approx((point, point))
+    assert f1_interval(same, 0.5, [k // 2 for k in range(10)]) == pytest.approx((point, point))
     # Groups that differ spread it around the point figure, and more of them narrow it.
     mixed = [hit, hit, alarm, miss]
-    low, high = f1_interval(mixed * 2, [0.5] * 8, list(range(8)))
+    low, high = f1_interval(mixed * 2, 0.5, list(range(8)))
     assert low < evaluate_matches(mixed, 0.5)["f1"] < high
-    many = f1_interval(mixed * 50, [0.5] * 200, list(range(200)))
+    many = f1_interval(mixed * 50, 0.5, list(range(200)))
     assert many[1] - many[0] < (high - low) / 2
     # Near-duplicate frames move together: copying each frame within its group buys no precision.
     copies = [image for image in mixed * 2 for _ in range(10)]
-    assert f1_interval(copies, [0.5] * 80, [k // 10 for k in range(80)]) == pytest.approx((low, high))
+    assert f1_interval(copies, 0.5, [k // 10 for k in range(80)]) == pytest.approx((low, high))
     # Each image at its own threshold, as cross-fitted figures are.
-    assert f1_interval([hit, hit], [0.95, 0.5], [0, 1]) == pytest.approx((0.0, 1.0))
-    assert f1_interval(mixed, [0.5] * 4, [0] * 4) is None  # one group: nothing to resample
+    assert f1_interval([hit, hit], 0.5, [0, 1], cuts=[0.95, 0.5]) == pytest.approx((0.0, 1.0))
+    assert f1_interval(mixed, 0.5, [0] * 4) is None  # one group: nothing to resample

@@ -103,8 +103,8 @@ def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitte
     assert (metrics["f1"], metrics["recall"], metrics["ap"]) == pytest.approx((crossed["f1"], crossed["recall"], crossed["ap"]))
     # Its F1 interval resamples the validation split's groups, each image at its cross-fitted cut.
     first = {s.path for s in halves[0]}
-    interval = f1_interval([per_image[s.path] for s in val], [best[1] if s.path in first else best[0] for s in val],
-                           group_indices(val, config.group_size), seed=config.seed)
+    interval = f1_interval([per_image[s.path] for s in val], config.score_threshold, group_indices(val, config.group_size),
+                           [best[1] if s.path in first else best[0] for s in val], seed=config.seed)
     assert metrics["f1_interval"] == pytest.approx(list(interval), abs=1e-4)
     assert metrics["f1_interval"][0] <= metrics["f1_interval"][1]
 
