@@ -49,6 +49,9 @@ HELP = {
                       "datasets/README.md); the saved model leaves it out (0 = off; default 1.0)",
     "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
                "on the synthetic set)",
+    "dense_scenes": "the built-in synthetic set's training scenes hold 2-9 hands and 4-8 faces or arms, its "
+                    "validation scenes as many as a frame (0-5, 0-3) (--no-dense-scenes: every scene as a frame, "
+                    "into datasets/synthetic-plain)",
     "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",
     "prepare": "without --augment: make each example once before training, into files in the run folder that are "
                "read back every epoch and removed after it (--no-prepare: make each afresh every time)",

@@ -26,6 +26,7 @@ import numpy as np
 from handnet.config import parse_labels
 
 NATIVE_FILE = "hands.json"
+SPLITS = ("train", "val")  # what a native entry's optional `split` may declare
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -53,6 +54,9 @@ class Sample:
     mask: str = ""
     mask_labels: tuple[str, ...] = ()
     mask_roles: tuple[str, ...] = ()
+    # Native format only: the side of the train/validation split the dataset declares for this
+    # image, "train" or "val"; "" leaves it to the split by groups (train_val_split).
+    split: str = ""
 
 
 def box_to_hand(x0: float, y0: float, x1: float, y1: float, label: str) -> Hand:
@@ -165,9 +169,12 @@ def read_native(root: Path, problems=None) -> list[Sample]:
             )
             file = str(entry["file"])
             mask = str(entry.get("mask", ""))
+            split = entry.get("split", "")
+            if split not in ("", *SPLITS):
+                raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             _collect(problems, DatasetError(f"{path}: image entry {number} is not "
-                                            f"{{file, hands: [{{x, y, radius, label}}]}} ({type(err).__name__}: {err})"))
+                                            f"{{file, hands: [{{x, y, radius, label}}], split?}} ({type(err).__name__}: {err})"))
             continue
         if file in seen:
             _collect(problems, DatasetError(f"{root / file}: listed twice in {path}"))
@@ -177,7 +184,7 @@ def read_native(root: Path, problems=None) -> list[Sample]:
             continue
         seen.add(file)
         samples.append(Sample(str(root / file), hands, mask=str(root / mask) if mask else "",
-                              mask_labels=tuple(mask_labels) if mask else ()))
+                              mask_labels=tuple(mask_labels) if mask else (), split=split))
     return samples
 
 
@@ -467,3 +474,13 @@ def split_samples(samples: list[Sample], val_fraction: float, group_size: int, s
     if val_fraction > 0 and not train:
         raise DatasetError(f"too few groups ({len(groups)}) to split; lower --group-size")
     return train, val
+
+
+def train_val_split(samples: list[Sample], val_fraction: float, group_size: int, seed: int):
+    """(train, val) for training: images whose dataset declares their side (Sample.split, such as
+    the built-in synthetic set's dense training scenes and plain validation ones) go there, the
+    others are split by groups of consecutive files (split_samples), val_fraction of them."""
+    declared = {side: [s for s in samples if s.split == side] for side in SPLITS}
+    rest = [s for s in samples if not s.split]
+    train, val = split_samples(rest, val_fraction, group_size, seed) if rest else ([], [])
+    return declared["train"] + train, declared["val"] + val

@@ -69,6 +69,7 @@ UNSAVED_BEFORE = {
     "negative_weight": 0.0,  # no negatives head (2026-11-25)
     "segment_weight": 0.0,  # no segmentation head (2026-11-25)
     "prepare": False,  # every example made afresh each epoch (2026-11-25)
+    "dense_scenes": False,  # the built-in set's scenes all drawn as frames, no split declared (2026-12-04)
 }
 
 
@@ -84,6 +85,10 @@ class Config(SavedConfig):
     val_fraction: float = 0.2
     group_size: int = 16  # consecutive files kept on one side of the train/val split
     synthetic_count: int = 9600  # distinct scenes beat repeats of fewer: 2560 frames seen 12 times overfit
+    # The built-in set's training scenes hold 2-9 hands and 4-8 faces or arms, its validation
+    # scenes (val_fraction of them) 0-5 and 0-3 as a frame does: more to learn per step
+    # (handnet.synthetic, docs/default-run.md). False: every scene drawn as a frame, split by groups.
+    dense_scenes: bool = True
     # model
     preset: str = "fast"
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's

@@ -257,9 +257,10 @@ def _label_order(src: Path, samples: list[Sample]) -> list[str]:
 
 def write_native(root: Path, samples: list[Sample], rel_paths: list[Path], labels: list[str]) -> None:
     """hands.json for samples whose images convert copied under rel_paths (and their label masks
-    under sample.mask, relative to root)."""
+    under sample.mask, relative to root; a declared split stays declared)."""
     images = [{"file": rel.as_posix(), "width": s.width, "height": s.height, **({"mask": s.mask} if s.mask else {}),
-               "hands": [_native_hand(h) for h in s.hands]} for s, rel in zip(samples, rel_paths)]
+               "hands": [_native_hand(h) for h in s.hands], **({"split": s.split} if s.split else {})}
+              for s, rel in zip(samples, rel_paths)]
     doc = {"format": "handnet", "version": 1, "labels": labels, "images": images}
     mask_labels = next((s.mask_labels for s in samples if s.mask), ())
     if mask_labels:

@@ -65,11 +65,11 @@ def model_metadata(config: Config, mode: str, label: str) -> dict:
 def representative_frames(config: Config, count: int = REPRESENTATIVE_FRAMES) -> list[np.ndarray]:
     """Letterboxed training frames, spread over the set, as (H, W, 3) float32 BGR; frames without
     hands come along as they fall, so the calibration sees empty scenes too."""
-    from handnet.annotations import load_samples, read_image, split_samples, spread  # noqa: PLC0415
+    from handnet.annotations import load_samples, read_image, spread, train_val_split  # noqa: PLC0415
     from handnet.letterbox import apply_letterbox  # noqa: PLC0415
 
     samples = load_samples(config.data, config.labels)
-    train_samples, _ = split_samples(samples, config.val_fraction, config.group_size, config.seed)
+    train_samples, _ = train_val_split(samples, config.val_fraction, config.group_size, config.seed)
     return [apply_letterbox(read_image(s.path), config.input_size)[0].astype(np.float32)
             for s in spread(train_samples or samples, count)]
 

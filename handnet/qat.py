@@ -94,7 +94,7 @@ def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: i
     handnet.export.convert. steps: batches per epoch (default: one pass over the training set)."""
     import tf_keras  # noqa: PLC0415
 
-    from handnet.annotations import load_samples, split_samples  # noqa: PLC0415
+    from handnet.annotations import load_samples, train_val_split  # noqa: PLC0415
     from handnet.data import make_dataset  # noqa: PLC0415
     from handnet.losses import get_loss  # noqa: PLC0415
 
@@ -104,7 +104,7 @@ def quantization_aware_finetune(model, config: Config, epochs: int = 1, steps: i
     no_heads = {field: 0.0 for field in TRAINING_HEADS.values()}  # the deployed network: no training heads
     tune = dataclasses.replace(config, crop_size=(), focus_crops=0.0, **no_heads)
     samples = load_samples(tune.data, tune.labels)
-    train_samples, _ = split_samples(samples, tune.val_fraction, tune.group_size, tune.seed)
+    train_samples, _ = train_val_split(samples, tune.val_fraction, tune.group_size, tune.seed)
     train_samples = train_samples or samples
     twin = tf_keras_twin(model, config)
     quantized = quantize_for_training(twin)

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from handnet.annotations import (
-    NATIVE_FILE, DatasetError, Sample, group_indices, load_samples, split_samples, spread,
+    NATIVE_FILE, DatasetError, Sample, group_indices, load_samples, split_samples, spread, train_val_split,
 )
 from handnet.atomic import partial_file
 from handnet.config import Config
@@ -50,7 +50,7 @@ from handnet.losses import training_loss
 from handnet.model import (
     UNFOLD_FRAMES, build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_training_heads,
 )
-from handnet.synthetic import GENERATOR_VERSION, generate_dataset
+from handnet.synthetic import dense_train_count, generate_dataset, generator_record
 
 SYNTHETIC_DIR = Path("datasets/synthetic")
 CHECKPOINT = Path("checkpoints") / "last.npz"
@@ -66,14 +66,17 @@ def synthetic_dir(config: Config) -> Path:
     defaults = Config()  # the default run's set
     parts = [f"seed{config.seed}" if config.seed != defaults.seed else "",
              f"n{config.synthetic_count}" if config.synthetic_count != defaults.synthetic_count else "",
-             "x".join(map(str, config.input_size)) if tuple(config.input_size) != tuple(defaults.input_size) else ""]
+             "x".join(map(str, config.input_size)) if tuple(config.input_size) != tuple(defaults.input_size) else "",
+             "plain" if not config.dense_scenes else "",
+             f"val{config.val_fraction:g}" if config.dense_scenes and config.val_fraction != defaults.val_fraction else ""]
     return SYNTHETIC_DIR.with_name("-".join([SYNTHETIC_DIR.name, *filter(None, parts)]))
 
 
 def ensure_synthetic(config: Config, root: Path) -> Path:
-    """The built-in set: generated once, regenerated if its generator, count, size or seed changed."""
-    wanted = {"name": "handnet.synthetic", "version": GENERATOR_VERSION, "seed": config.seed,
-              "count": config.synthetic_count, "size": list(config.input_size)}
+    """The built-in set: generated once, regenerated if its generator, count, size, seed or split
+    changed."""
+    dense_train = dense_train_count(config.synthetic_count, config.val_fraction) if config.dense_scenes else 0
+    wanted = generator_record(config.seed, config.synthetic_count, config.input_size, dense_train)
     index = root / NATIVE_FILE
     if index.is_file():
         try:
@@ -82,7 +85,7 @@ def ensure_synthetic(config: Config, root: Path) -> Path:
         except json.JSONDecodeError:
             pass
     print(f"generating {config.synthetic_count} synthetic scenes into {root}")
-    return generate_dataset(root, config.synthetic_count, config.input_size, config.seed)
+    return generate_dataset(root, config.synthetic_count, config.input_size, config.seed, dense_train=dense_train)
 
 
 def prepare_run_folder(out: str, model_file: str = "model.keras", resume: bool = False) -> Path:
@@ -249,7 +252,7 @@ def load_training_data(config: Config, chief: bool = True):
     samples = load_samples(config.data, config.labels, skipped=skipped)
     for problem in skipped or []:
         print(f"skipped {problem}")
-    distinct_train, val_samples = split_samples(samples, config.val_fraction, config.group_size, config.seed)
+    distinct_train, val_samples = train_val_split(samples, config.val_fraction, config.group_size, config.seed)
     print(f"{len(samples)} images: {len(distinct_train)} train, {len(val_samples)} validation "
           f"({sum(len(s.hands) for s in samples)} hands)" + (f"; {len(skipped)} bad file(s) skipped" if skipped else ""))
     roles = collections.Counter((h.label, h.role) for s in samples for h in s.hands)

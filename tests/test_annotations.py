@@ -4,7 +4,7 @@ import pytest
 
 from conftest import write_image, write_native
 from handnet.annotations import (
-    DatasetError, Hand, box_to_hand, detect_format, group_key, load_samples, split_samples,
+    DatasetError, Hand, box_to_hand, detect_format, group_key, load_samples, split_samples, train_val_split,
 )
 from handnet.config import DEFAULT_LABELS
 
@@ -109,6 +109,35 @@ def test_broken_annotation_file(tmp_path):
     root = write_native(tmp_path / "d", {"a.jpg": []})
     (root / "hands.json").write_text("{not json")
     _expect_error(root, "hands.json: not a handnet annotation file")
+
+
+def test_declared_splits_are_kept_and_the_rest_split_by_groups(tmp_path):
+    root = write_native(tmp_path / "d", {f"f{i:03d}.jpg": [] for i in range(40)})
+    doc = json.loads((root / "hands.json").read_text())
+    for k, entry in enumerate(doc["images"]):
+        if k < 20:
+            entry["split"] = "train" if k % 2 else "val"
+    (root / "hands.json").write_text(json.dumps(doc))
+    samples = load_samples(root, DEFAULT_LABELS)
+    assert [s.split for s in samples[:3]] == ["val", "train", "val"] and samples[25].split == ""
+    train, val = train_val_split(samples, 0.5, group_size=5, seed=0)
+    name = lambda s: int(s.path[-7:-4])  # noqa: E731
+    assert sorted(map(name, train + val)) == list(range(40))
+    assert {k for k in range(20) if k % 2} <= set(map(name, train)) and set(range(0, 20, 2)) <= set(map(name, val))
+    # The 20 undeclared images: half of them validate, in whole groups of 5 consecutive files.
+    undeclared_val = {name(s) // 5 for s in val if name(s) >= 20}
+    assert len([s for s in val if name(s) >= 20]) == 10 and not undeclared_val & {name(s) // 5 for s in train}
+    # Only declared images: nothing left to split, and no error for it.
+    declared = [s for s in samples if s.split]
+    assert [len(part) for part in train_val_split(declared, 0.2, 5, 0)] == [10, 10]
+
+
+def test_an_unknown_declared_split_names_the_file(tmp_path):
+    root = write_native(tmp_path / "d", {"a.jpg": []})
+    doc = json.loads((root / "hands.json").read_text())
+    doc["images"][0]["split"] = "test"
+    (root / "hands.json").write_text(json.dumps(doc))
+    _expect_error(root, "hands.json: image entry 0 .*split 'test' is not one of train, val")
 
 
 def test_split_keeps_groups_of_consecutive_frames_together(tmp_path):

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from handnet.annotations import load_samples
 from handnet.config import DEFAULT_LABELS
@@ -77,3 +78,31 @@ def test_written_in_native_format(tiny_synthetic):
     assert len(samples) == 24
     assert json.loads((tiny_synthetic / "hands.json").read_text())["generator"]["seed"] == 3
     assert all((s.width, s.height) == (96, 64) for s in samples)
+
+
+def test_dense_training_scenes_hold_more_hands_and_distractors():
+    def counts(dense):
+        found = [generate_scene(0, i, (240, 320), dense=dense)[1] for i in range(80)]
+        hands = [sum(h["label"] in ("open", "other") for h in f) for f in found]
+        return np.mean(hands), np.mean([len(f) - n for f, n in zip(found, hands)]), max(hands)
+
+    plain_hands, plain_distractors, plain_most = counts(False)
+    dense_hands, dense_distractors, dense_most = counts(True)
+    assert plain_most <= 5 < dense_most <= 9
+    assert dense_hands > 1.8 * plain_hands and dense_distractors > 1.5 * plain_distractors
+
+
+def test_a_dense_set_declares_dense_training_scenes_and_frame_like_validation_ones(tmp_path):
+    """The first dense_train scenes are dense and declared `train`; the rest are the plain set's
+    scenes, byte for byte, declared `val`; a plain set declares nothing."""
+    dense = generate_dataset(tmp_path / "dense", 6, (64, 96), seed=2, progress=False, dense_train=4)
+    plain = generate_dataset(tmp_path / "plain", 6, (64, 96), seed=2, progress=False)
+    doc = json.loads((dense / "hands.json").read_text())
+    assert [e["split"] for e in doc["images"]] == ["train"] * 4 + ["val"] * 2
+    assert doc["generator"]["dense_train"] == 4
+    assert not any("split" in e for e in json.loads((plain / "hands.json").read_text())["images"])
+    same = [(dense / f"{i:06d}.jpg").read_bytes() == (plain / f"{i:06d}.jpg").read_bytes() for i in range(6)]
+    assert same == [False] * 4 + [True] * 2
+    assert [s.split for s in load_samples(dense, DEFAULT_LABELS)] == ["train"] * 4 + ["val"] * 2
+    with pytest.raises(ValueError, match="between 0 and the 6 scenes"):
+        generate_dataset(tmp_path / "more", 6, (64, 96), dense_train=7, progress=False)

@@ -215,6 +215,9 @@ def test_each_setting_of_the_builtin_set_has_its_own_folder():
     assert synthetic_dir(Config(seed=2, synthetic_count=12000)) == Path("datasets/synthetic-seed2-n12000")
     assert synthetic_dir(Config(preset="seed")) == Path("datasets/synthetic-240x426")
     assert synthetic_dir(Config(input_size=(240, 320), epochs=3)) == Path("datasets/synthetic")  # other flags: same set
+    assert synthetic_dir(Config(dense_scenes=False)) == Path("datasets/synthetic-plain")  # every scene a frame
+    assert synthetic_dir(Config(val_fraction=0.1)) == Path("datasets/synthetic-val0.1")  # another declared split
+    assert synthetic_dir(Config(val_fraction=0.1, dense_scenes=False)) == Path("datasets/synthetic-plain")
 
 
 def test_data_repeats_list_a_folders_training_images_that_many_times(tmp_path):
