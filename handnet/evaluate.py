@@ -24,7 +24,7 @@ import cv2
 import keras
 import numpy as np
 
-from handnet.annotations import DatasetError, Sample, group_indices, load_samples, read_image
+from handnet.annotations import SPLITS, DatasetError, Sample, group_indices, load_samples, read_image
 from handnet.config import Config, parse_labels
 from handnet.letterbox import apply_letterbox, fit_letterbox
 from handnet.metrics import evaluate_matches, f1_interval, match_image, nearest_within_reach
@@ -206,6 +206,8 @@ def main(argv=None) -> int:
                         help="a run's model.keras (config.json beside it) or an exported .tflite")
     parser.add_argument("--data", required=True, nargs="+", help="dataset folder(s)")
     parser.add_argument("--labels", help="LABEL=ROLE,... (default: the model's own mapping)")
+    parser.add_argument("--split", choices=SPLITS, help="only the images the dataset declares on this side of its "
+                        "split (the built-in synthetic set's validation scenes: val); default: every image")
     parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
     parser.add_argument("--group-size", type=int, metavar="N", help="consecutive files that the F1 interval "
                         "resamples together, as near-duplicates (default: the model's --group-size)")
@@ -222,6 +224,11 @@ def main(argv=None) -> int:
         else:
             model, config = load_model(args.model)
         samples = load_samples(args.data, args.labels or config.labels)
+        if args.split:
+            samples = [s for s in samples if s.split == args.split]
+            if not samples:
+                raise DatasetError(f"{', '.join(args.data)}: no image declares split '{args.split}' "
+                                   f"(hands.json's per-image `split`; datasets/README.md)")
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

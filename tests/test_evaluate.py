@@ -50,6 +50,23 @@ def test_worst_images_become_a_grid_and_a_list_for_the_annotator(toy_run, doctor
     assert Annotator(root, files=listing).files == sorted(names, key=names.index)  # opens just those
 
 
+def test_split_scores_only_the_images_declared_on_that_side(toy_run, doctored, tmp_path, capsys):
+    root, _, _ = doctored
+    doc = json.loads((root / "hands.json").read_text())
+    undeclared = tmp_path / "undeclared.json"
+    assert evaluate.main(["--model", str(toy_run / "model.keras"), "--data", str(root), "--split", "val",
+                          "--out", str(undeclared)]) == 2
+    assert "no image declares split 'val'" in capsys.readouterr().err and not undeclared.exists()
+    for k, entry in enumerate(doc["images"]):
+        entry["split"] = "val" if k < 4 else "train"
+    (root / "hands.json").write_text(json.dumps(doc))
+    for side, count in (("val", 4), ("train", 8)):
+        out = tmp_path / f"{side}.json"
+        assert evaluate.main(["--model", str(toy_run / "model.keras"), "--data", str(root), "--split", side,
+                              "--out", str(out)]) == 0
+        assert json.loads(out.read_text())["images"] == count
+
+
 def test_annotate_model_pre_annotates_with_a_trained_detector(toy_run, doctored):
     from handnet.annotate import model_proposer
 
