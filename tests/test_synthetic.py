@@ -5,7 +5,8 @@ import pytest
 
 from handnet.annotations import load_samples
 from handnet.config import DEFAULT_LABELS
-from handnet.synthetic import DISTRACTOR_LABELS, MASK_LABELS, PARALLEL_MIN, generate_dataset, generate_scene
+from handnet.synthetic import (DENSE_HAND_COUNTS, DENSE_SMALL_HAND_COUNTS, DENSE_SMALL_RADII, DISTRACTOR_LABELS, HAND_COUNTS,
+                               MASK_LABELS, PARALLEL_MIN, generate_dataset, generate_scene)
 
 
 def test_scenes_are_deterministic_and_seed_dependent():
@@ -83,13 +84,16 @@ def test_written_in_native_format(tiny_synthetic):
 def test_dense_training_scenes_hold_more_hands_and_distractors():
     def counts(dense):
         found = [generate_scene(0, i, (240, 320), dense=dense)[1] for i in range(80)]
-        hands = [sum(h["label"] in ("open", "other") for h in f) for f in found]
-        return np.mean(hands), np.mean([len(f) - n for f, n in zip(found, hands)]), max(hands)
+        hands = [[h for h in f if h["label"] in ("open", "other")] for f in found]
+        small = [sum(h["radius"] <= DENSE_SMALL_RADII[1] for h in hs) for hs in hands]
+        return (np.mean([len(hs) for hs in hands]), np.mean([len(f) - len(hs) for f, hs in zip(found, hands)]),
+                max(len(hs) for hs in hands), np.mean(small))
 
-    plain_hands, plain_distractors, plain_most = counts(False)
-    dense_hands, dense_distractors, dense_most = counts(True)
-    assert plain_most <= 5 < dense_most <= 9
-    assert dense_hands > 1.8 * plain_hands and dense_distractors > 1.5 * plain_distractors
+    plain_hands, plain_distractors, plain_most, plain_small = counts(False)
+    dense_hands, dense_distractors, dense_most, dense_small = counts(True)
+    assert plain_most <= max(HAND_COUNTS) < dense_most <= max(DENSE_HAND_COUNTS) + max(DENSE_SMALL_HAND_COUNTS)
+    assert dense_hands > 2.5 * plain_hands and dense_distractors > 1.5 * plain_distractors
+    assert dense_small > plain_small + min(DENSE_SMALL_HAND_COUNTS)  # far hands, the hard ones, on top
 
 
 def test_a_dense_set_declares_dense_training_scenes_and_frame_like_validation_ones(tmp_path):
