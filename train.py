@@ -49,9 +49,11 @@ HELP = {
                       "datasets/README.md); the saved model leaves it out (0 = off; default 1.0)",
     "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
                "on the synthetic set)",
-    "dense_scenes": "the built-in synthetic set's training scenes hold 2-9 hands and 4-8 faces or arms, its "
-                    "validation scenes as many as a frame (0-5, 0-3) (--no-dense-scenes: every scene as a frame, "
-                    "into datasets/synthetic-plain)",
+    "epoch_val_images": "validation images behind each epoch's val_loss in the log and curves.png, spread over "
+                        "them (0: all; default 480); the final metrics score every validation image",
+    "dense_scenes": "the built-in synthetic set's training scenes hold 2-9 hands, 2-6 more small ones (6-20 px) "
+                    "and 4-8 faces or arms, its validation scenes as many as a frame (0-5, 0-3) "
+                    "(--no-dense-scenes: every scene as a frame, into datasets/synthetic-plain)",
     "flip": "without --augment: mirror each training image left-right at random (--no-flip: never)",
     "prepare": "without --augment: make each example once before training, into files in the run folder that are "
                "read back every epoch and removed after it (--no-prepare: make each afresh every time)",

@@ -70,6 +70,7 @@ UNSAVED_BEFORE = {
     "segment_weight": 0.0,  # no segmentation head (2026-11-25)
     "prepare": False,  # every example made afresh each epoch (2026-11-25)
     "dense_scenes": False,  # the built-in set's scenes all drawn as frames, no split declared (2026-12-04)
+    "epoch_val_images": 0,  # every validation image each epoch (2026-12-04)
 }
 
 
@@ -84,10 +85,14 @@ class Config(SavedConfig):
     skip_bad: bool = False  # leave bad files out (each reported, listed in skipped.txt) instead of stopping
     val_fraction: float = 0.2
     group_size: int = 16  # consecutive files kept on one side of the train/val split
+    # Validation images behind each epoch's val_loss, spread over them (0: all). Validation does
+    # not steer training, and the final metrics score every validation image; the default run
+    # trained in 618 s with 480, 697 s with all 1920 (docs/default-run.md).
+    epoch_val_images: int = 480
     synthetic_count: int = 9600  # distinct scenes beat repeats of fewer: 2560 frames seen 12 times overfit
-    # The built-in set's training scenes hold 2-9 hands and 4-8 faces or arms, its validation
-    # scenes (val_fraction of them) 0-5 and 0-3 as a frame does: more to learn per step
-    # (handnet.synthetic, docs/default-run.md). False: every scene drawn as a frame, split by groups.
+    # The built-in set's training scenes hold 2-9 hands, 2-6 more small ones and 4-8 faces or
+    # arms, its validation scenes (val_fraction of them) 0-5 and 0-3 as a frame does: more to
+    # learn per step (handnet.synthetic, docs/default-run.md). False: every scene drawn as a frame, split by groups.
     dense_scenes: bool = True
     # model
     preset: str = "fast"
@@ -189,6 +194,8 @@ class Config(SavedConfig):
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
         if self.focus_crops and not (self.crop_size or self.augment):
             raise ValueError("focus_crops places crops around hands, so it needs crop_size (or augment)")
+        if self.epoch_val_images < 0:
+            raise ValueError(f"epoch_val_images must be 0 (all) or more, got {self.epoch_val_images}")
         if self.crops_per_image < 1:
             raise ValueError(f"crops_per_image must be a whole number of at least 1, got {self.crops_per_image}")
 

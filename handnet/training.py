@@ -312,6 +312,8 @@ def run_epochs(model: keras.Model, config: Config, strategy, run: Path, train_sa
     prepared_dir = run / PREPARED
     shutil.rmtree(prepared_dir, ignore_errors=True)  # one that a killed run left
     try:
+        if config.epoch_val_images:
+            val_samples = spread(val_samples, config.epoch_val_images)
         train_prepared = val_prepared = None
         if config.prepare and not config.augment:
             train_prepared = PreparedExamples(train_samples, config, prepared_dir / "train", "preparing training images")

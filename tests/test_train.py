@@ -109,6 +109,28 @@ def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitte
     assert metrics["f1_interval"][0] <= metrics["f1_interval"][1]
 
 
+def test_epochs_validate_on_a_spread_of_the_validation_images_and_the_metrics_on_all(tmp_path, tiny_synthetic,
+                                                                                      monkeypatch):
+    from handnet import training
+
+    validated = []
+    make_dataset = training.make_dataset
+
+    def recording(samples, config, training=True, **kwargs):
+        if not training:
+            validated.append(sorted(s.path for s in samples))
+        return make_dataset(samples, config, training=training, **kwargs)
+
+    monkeypatch.setattr(training, "make_dataset", recording)
+    out = tmp_path / "spread"
+    assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--val-fraction", "0.5", "--group-size", "2",
+                       "--epoch-val-images", "3", "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 12  # half of the 24 scenes, every one scored at the end
+    assert len(validated) == 1 and len(validated[0]) == 3  # the epochs' loss: 3 of them
+    assert "val_heatmap_loss" in (out / "history.csv").read_text()
+
+
 def test_several_datasets_get_figures_each(tmp_path, tiny_synthetic, native_dataset):
     out = tmp_path / "two"
     args = ["--data", str(tiny_synthetic), str(native_dataset), "--out", str(out), "--val-fraction", "0",
@@ -160,6 +182,7 @@ def test_bad_crop_size_is_a_clear_error(tiny_synthetic, tmp_path, capsys, augmen
     (["--crop-size", "64", "96", "--crops-per-image", "0"], "crops_per_image must be a whole number of at least 1"),
     (["--data", "a", "b", "--data-repeats", "2"], "data_repeats [2] must give one whole number of at least 1 per data folder"),
     (["--data", "a", "--data-repeats", "0"], "data_repeats [0] must give one whole number of at least 1 per data folder"),
+    (["--epoch-val-images", "-1"], "epoch_val_images must be 0 (all) or more, got -1"),
 ])
 def test_bad_settings_are_one_line_errors(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
