@@ -92,7 +92,8 @@ class Config(SavedConfig):
     synthetic_count: int = 9600  # distinct scenes beat repeats of fewer: 2560 frames seen 12 times overfit
     # The built-in set's training scenes hold 2-9 hands, 2-6 more small ones and 4-8 faces or
     # arms, its validation scenes (val_fraction of them) 0-5 and 0-3 as a frame does: more to
-    # learn per step (handnet.synthetic, docs/default-run.md). False: every scene drawn as a frame, split by groups.
+    # learn per step (handnet.synthetic, docs/default-run.md). False: every scene drawn as a
+    # frame, split by groups.
     dense_scenes: bool = True
     # model
     preset: str = "fast"

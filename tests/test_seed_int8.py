@@ -17,8 +17,9 @@ def test_ratio_table_divides_the_fastest_keras_backend_by_int8_within_each_pair(
             {"threads": 1, "pair": 2, "kind": "keras-torch", "median_ms": 640.0}]
     lines = seed_int8.ratio_table(rows).splitlines()
     assert lines[0] == "| threads | pair | int8 ms | keras-jax ms | keras-torch ms | Keras / int8 |"
-    assert lines[2:] == ["| 1 | 1 | 50.0 | 600.0 | 900.0 | 12.0x |",   # 600 / 50
-                         "| 1 | 2 | 80.0 | 700.0 | 640.0 | 8.0x |"]    # 640 / 80: torch was faster here
+    assert lines[2:4] == ["| 1 | 1 | 50.0 | 600.0 | 900.0 | 12.0x |",   # 600 / 50
+                          "| 1 | 2 | 80.0 | 700.0 | 640.0 | 8.0x |"]    # 640 / 80: torch was faster here
+    assert lines[-1] == "median Keras / int8 over 2 pairs: 10.0x; 1 of 2 reach 10x"
 
 
 def test_prepared_folder_times_int8_and_keras_in_pinned_processes(tmp_path, capsys):

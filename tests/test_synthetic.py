@@ -5,8 +5,8 @@ import pytest
 
 from handnet.annotations import load_samples
 from handnet.config import DEFAULT_LABELS
-from handnet.synthetic import (DENSE_HAND_COUNTS, DENSE_SMALL_HAND_COUNTS, DENSE_SMALL_RADII, DISTRACTOR_LABELS, HAND_COUNTS,
-                               MASK_LABELS, PARALLEL_MIN, generate_dataset, generate_scene)
+from handnet.synthetic import (DENSE_HAND_COUNTS, DENSE_SMALL_HAND_COUNTS, DENSE_SMALL_RADII, DISTRACTOR_LABELS,
+                               HAND_COUNTS, MASK_LABELS, PARALLEL_MIN, generate_dataset, generate_scene)
 
 
 def test_scenes_are_deterministic_and_seed_dependent():
