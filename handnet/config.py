@@ -71,6 +71,7 @@ UNSAVED_BEFORE = {
     "prepare": False,  # every example made afresh each epoch (2026-11-25)
     "dense_scenes": False,  # the built-in set's scenes all drawn as frames, no split declared (2026-12-04)
     "epoch_val_images": 0,  # every validation image each epoch (2026-12-04)
+    "stem_channels": 24,  # the fast preset's 1/4 stage was 24 channels wide (2026-12-04)
 }
 
 
@@ -97,6 +98,8 @@ class Config(SavedConfig):
     dense_scenes: bool = True
     # model
     preset: str = "fast"
+    stem_channels: int = 40  # fast: channels of the 1/4 stage (patch stem and its 3x3 block); 24 until
+    # 2026-12-04, and in the shipped model (docs/default-run.md)
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
     crop_size: tuple[int, ...] = ()  # training crops of the letterboxed input, at most
     # its size; () trains on whole inputs. The network is fully convolutional: smaller crops mean
@@ -195,6 +198,8 @@ class Config(SavedConfig):
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
         if self.focus_crops and not (self.crop_size or self.augment):
             raise ValueError("focus_crops places crops around hands, so it needs crop_size (or augment)")
+        if self.stem_channels < 1:
+            raise ValueError(f"stem_channels must be a whole number of at least 1, got {self.stem_channels}")
         if self.epoch_val_images < 0:
             raise ValueError(f"epoch_val_images must be 0 (all) or more, got {self.epoch_val_images}")
         if self.crops_per_image < 1:
@@ -246,6 +251,7 @@ class GestureConfig(SavedConfig):
     input_side: int = 64  # crops are input_side x input_side BGR
     backbone: str = "fast"  # small: width, 2x, 4x filters down to 1/8 | fast: the detector's layers down to 1/16
     width: int = 32  # small backbone: filters of the first block; doubled twice
+    stem_channels: int = 24  # fast backbone: its 1/4 stage's channels, as in the detector --init-from names
     init_from: str = ""  # a gestures.keras, or for the fast backbone a detector .keras / .tflite, to start from
     # loss and optimisation
     loss: str = "bce_na"  # ce | bce | bce_na
@@ -277,6 +283,8 @@ class GestureConfig(SavedConfig):
             raise ValueError(f"input_side must be a multiple of 16 for the fast backbone; got {self.input_side}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.stem_channels < 1:
+            raise ValueError(f"stem_channels must be a whole number of at least 1, got {self.stem_channels}")
         if not self.na_name:
             raise ValueError("na_name must not be empty")
         if not 0 <= self.mix_unknowns <= 1:

@@ -44,7 +44,9 @@ from handnet.gesture_data import (
 from handnet.metrics import (
     choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, open_set_figures,
 )
-from handnet.model import UNFOLD_FRAMES, conv_bn, fast_features, load_folded_weights
+from handnet.model import (
+    UNFOLD_FRAMES, adopt_stem_channels, check_stem, conv_bn, fast_features, load_folded_weights, stem_channels_of,
+)
 from handnet.training import CurvesCallback, StopOnCtrlC, prepare_run_folder
 
 ARTICLE_THRESHOLD = 0.4  # the article's thresholded accuracy; reported next to the tuned one
@@ -58,7 +60,7 @@ def build_gesture_model(config: GestureConfig, outputs: int, k=keras) -> keras.M
     side, width = config.input_side, config.width
     image = k.Input((side, side, 3), name="image")
     if config.backbone == "fast":
-        _, x = fast_features(image, k)
+        _, x = fast_features(image, k, config.stem_channels)
     else:
         x = conv_bn(image, width, 3, 2, "g_stem", k)  # S/2; its batch-norm normalises the pixels
         x = conv_bn(x, width, 3, 1, "g2_b", k)
@@ -89,12 +91,17 @@ def init_from_model(model: keras.Model, path: str | Path, crops=None) -> list[st
 
         _, weights = read_conv_weights(path)
         try:
+            check_stem(model, weights["stem_conv"][0].shape[-1] if "stem_conv" in weights else None)
             load_folded_weights(model, weights, crops)
         except ValueError as err:
-            raise ValueError(f"{path}: cannot start this gesture model from it ({err}); "
-                             "a detector starts the `fast` backbone only (--backbone fast)") from err
+            hint = "" if stem_channels_of(model) else "; a detector starts the `fast` backbone only (--backbone fast)"
+            raise ValueError(f"{path}: cannot start this gesture model from it ({err}){hint}") from err
         return [layer.name for layer in model.layers if layer.weights and layer.name != "scores"]
     source = keras.saving.load_model(path, compile=False)
+    try:
+        check_stem(model, stem_channels_of(source))
+    except ValueError as err:
+        raise ValueError(f"{path}: cannot start this gesture model from it ({err})") from err
     sources = {layer.name: layer for layer in source.layers}
     copied = []
     for layer in model.layers:
@@ -180,6 +187,8 @@ def train_gestures(config: GestureConfig) -> dict:
     print(f"{len(examples)} crops of {len(known)} gestures + {config.na_name} in {data}: {len(train)} train, "
           f"{len(val)} validation; {len(unseen)} unseen"
           + (f" ({', '.join(sorted({e.gesture for e in unseen}))} in {unseen_root})" if unseen else ""))
+    if config.backbone == "fast" and config.init_from and Path(config.init_from).is_file():
+        adopt_stem_channels(config, config.init_from, "--init-from")
     model = build_gesture_model(config, len(classes))
     if config.init_from:  # before the run folder, so a bad file leaves nothing behind
         crops = None  # what a detector file's folded batch-norms are unfolded on

@@ -8,13 +8,15 @@ normalised inside the model, so a game feeds frames as they come) and returns `h
   weights load by name), then three 3x3 Conv2D(512), a max-pool and a 1x1 Conv2D to one channel.
 - `fast`: a 4x4 stride-4 "patch" stem (its batch-norm normalises the raw pixels), then plain 3x3
   conv + batch-norm blocks down to 1/16 (a receptive field wider than a near hand) and one
-  upsampling step back to 1/8; 0.32 M parameters, about 0.2 GMAC at 240x320. The patch stem
-  and a single 3x3 block at 1/4 replace a 3x3 stride-2 stem and two 1/4 blocks: full-resolution
-  layers cost far more time than their multiply-adds (memory traffic, batch-norm), and dropping
-  them made training 1.8x faster (4 epochs of the default run: 192 s against 347 s) and int8
-  frames about 1.4x faster (docs/performance.md), for a similar F1 per epoch. On CPUs (oneDNN) dense
-  3x3 convolutions of few channels train about as fast as depthwise-separable ones and learned
-  far more per epoch in our trials.
+  upsampling step back to 1/8; 0.34 M parameters, about 0.26 GMAC at 240x320. The 1/4 stage
+  (the stem and the 3x3 block after it) is Config.stem_channels wide: 40 since 2026-12-04; the
+  24 before (0.32 M parameters, 0.2 GMAC; the shipped model) found fewer far hands
+  (docs/default-run.md). The patch stem and a single 3x3 block at 1/4 replace a 3x3 stride-2
+  stem and two 1/4 blocks: full-resolution layers cost far more time than their multiply-adds
+  (memory traffic, batch-norm), and dropping them made training 1.8x faster (4 epochs of the
+  default run: 192 s against 347 s) and int8 frames about 1.4x faster (docs/performance.md), for
+  a similar F1 per epoch. On CPUs (oneDNN) dense 3x3 convolutions of few channels train about as
+  fast as depthwise-separable ones and learned far more per epoch in our trials.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def build_model(config: Config, flexible: bool = False, k=keras, **options) -> k
     (None), as training on crops and evaluating on whole frames needs. k: the Keras package to
     build with; handnet.qat passes tf_keras for the same network with the same layer names."""
     check_size(config.preset, config.input_size, "--input-size")
+    if config.preset == "fast":
+        options = {"stem_channels": config.stem_channels, **options}
     model = PRESETS[config.preset]((None, None) if flexible else config.input_size, k, **options)
     if config.backbone_weights != "none":
         load_backbone_weights(model, config.backbone_weights)
@@ -70,13 +74,14 @@ def build_seed(input_size, k=keras) -> keras.Model:
     return k.Model(image, heatmap, name="handnet_seed")
 
 
-def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
+def build_fast(input_size, k=keras, unit_pixels: bool = False, stem_channels: int = 24) -> keras.Model:
     """unit_pixels: scale pixels to [0, 1] first (handnet.qat's twin, whose fake-quantizers
-    train badly on 0-255 inputs; it multiplies the stem kernel by 255 to compute the same)."""
+    train badly on 0-255 inputs; it multiplies the stem kernel by 255 to compute the same).
+    stem_channels: Config.stem_channels."""
     layers = k.layers
     image = k.Input((*input_size, 3), name="image")
     x = layers.Rescaling(1 / 255, name="unit_pixels")(image) if unit_pixels else image
-    s8, x = fast_features(x, k)
+    s8, x = fast_features(x, k, stem_channels)
     x = conv_bn(x, 64, 1, 1, "s16_reduce", k)
     x = layers.UpSampling2D(2, interpolation="nearest", name="s16_up")(x)
     x = layers.Add(name="merge")([s8, x])
@@ -85,12 +90,12 @@ def build_fast(input_size, k=keras, unit_pixels: bool = False) -> keras.Model:
     return k.Model(image, heatmap, name="handnet_fast")
 
 
-def fast_features(x, k=keras):
+def fast_features(x, k=keras, stem_channels: int = 24):
     """The `fast` preset's layers from pixels to 1/16: (1/8 features (64 channels), 1/16 features
-    (96 channels)). The gesture classifier's `fast` backbone is the same layers, so a detector's
-    weights can start it."""
-    x = conv_bn(x, 24, 4, 4, "stem", k)  # 1/4, non-overlapping patches; its batch-norm normalises the pixels
-    x = conv_bn(x, 24, 3, 1, "s4", k)
+    (96 channels)); the 1/4 stage has stem_channels. The gesture classifier's `fast` backbone is
+    the same layers, so a detector's weights can start it."""
+    x = conv_bn(x, stem_channels, 4, 4, "stem", k)  # 1/4, non-overlapping patches; its batch-norm normalises the pixels
+    x = conv_bn(x, stem_channels, 3, 1, "s4", k)
     x = conv_bn(x, 64, 3, 2, "s8_a", k)  # 1/8
     s8 = conv_bn(x, 64, 3, 1, "s8_b", k)
     x = conv_bn(s8, 96, 3, 2, "s16_a", k)  # 1/16: context for near hands
@@ -180,16 +185,59 @@ def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
             preset, weights = read_conv_weights(path)
             if f"handnet_{preset}" != model.name:
                 raise ValueError(f"it holds the '{preset}' preset, not '{model.name.removeprefix('handnet_')}'")
+            check_stem(model, weights["stem_conv"][0].shape[-1] if "stem_conv" in weights else None)
             load_folded_weights(model, weights, frames)
         elif path.endswith(".keras"):
             source = keras.saving.load_model(path, compile=False)
             if source.name != model.name:
                 raise ValueError(f"it holds '{source.name}', not '{model.name}'")
+            check_stem(model, stem_channels_of(source))
             model.set_weights(source.get_weights())  # Keras refuses weights of other counts or shapes
         else:
             model.load_weights(path)
     except (ValueError, OSError) as err:
         raise ValueError(f"--init {path}: cannot start '{model.name}' from it: {err}") from err
+
+
+def stem_channels_of(model: keras.Model) -> int | None:
+    """The channels of a `fast` network's 1/4 stage (Config.stem_channels); None without one."""
+    names = {layer.name for layer in model.layers}
+    return int(model.get_layer("stem_conv").kernel.shape[-1]) if "stem_conv" in names else None
+
+
+def stem_channels_in(path: str) -> int | None:
+    """The stem_channels of the network saved at `path` (a .keras model, or an exported .tflite
+    detector); None for a .weights.h5 file or a network without a `fast` 1/4 stage. ValueError,
+    naming the file, when it holds no readable network."""
+    try:
+        if path.endswith(".tflite"):
+            from handnet.export import read_conv_weights  # noqa: PLC0415
+
+            _, weights = read_conv_weights(path)
+            return int(weights["stem_conv"][0].shape[-1]) if "stem_conv" in weights else None
+        if path.endswith(".keras"):
+            return stem_channels_of(keras.saving.load_model(path, compile=False))
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: cannot read a network from it: {err}") from err
+    return None
+
+
+def adopt_stem_channels(config, path: str, flag: str) -> None:
+    """A run that starts from the network at `path` (--init, --init-from) builds its 1/4 stage as
+    wide as that network's, whatever config.stem_channels said, and says so."""
+    found = stem_channels_in(path)
+    if found is not None and found != config.stem_channels:
+        print(f"{flag} {path}: its 1/4 stage has {found} channels, so this network's has too (stem_channels {found})")
+        config.stem_channels = found
+
+
+def check_stem(model: keras.Model, found: int | None) -> None:
+    """ValueError, naming the flag that fixes it, when weights with a 1/4 stage of `found` channels
+    cannot start `model`."""
+    wanted = stem_channels_of(model)
+    if found is not None and wanted is not None and int(found) != wanted:
+        raise ValueError(f"its 1/4 stage has {int(found)} channels, this network's {wanted} "
+                         f"(build it the same: --stem-channels {int(found)})")
 
 
 UNFOLD_FRAMES = 64  # training images (or crops) on which load_folded_weights unfolds batch-norms

@@ -48,7 +48,8 @@ from handnet.letterbox import fit_letterbox
 from handnet.metrics import evaluate_matches, f1_interval, match_image
 from handnet.losses import training_loss
 from handnet.model import (
-    UNFOLD_FRAMES, build_model, check_init_file, check_size, heatmap_only, load_init_weights, with_training_heads,
+    UNFOLD_FRAMES, adopt_stem_channels, build_model, check_init_file, check_size, heatmap_only, load_init_weights,
+    with_training_heads,
 )
 from handnet.synthetic import dense_train_count, generate_dataset, generator_record
 
@@ -196,6 +197,7 @@ def train(config: Config, resume: bool = False) -> dict:
         check_size(config.preset, config.train_size, "--crop-size")
     if config.init and not resume:
         check_init_file(config.init)  # before the run folder is written
+        adopt_stem_channels(config, config.init, "--init")
     strategy = make_strategy(config.strategy)
     chief = is_chief()
     train_samples, distinct_train, val_samples, skipped = load_training_data(config, chief)

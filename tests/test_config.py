@@ -67,6 +67,9 @@ def test_a_config_saved_before_a_field_existed_loads_as_its_run_trained(tmp_path
     (tmp_path / "config.json").write_text(json.dumps(raw))
     assert Config.load(tmp_path / "config.json").aux_weight == 0.0  # so its checkpoint still fits
     assert Config().aux_weight == 1.0  # new runs train with the head
+    del raw["stem_channels"]  # written while the fast preset's 1/4 stage had 24 channels
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert Config.load(tmp_path / "config.json").stem_channels == 24
 
 
 def test_a_config_saved_before_distractors_were_annotated_keeps_them_background(tmp_path):

@@ -83,9 +83,32 @@ def test_init_from_a_file_of_another_kind_is_a_clear_error(toy, exported):
     _, config, frames = toy
     with pytest.raises(ValueError, match="training frames are needed"):
         load_init_weights(build_model(config), str(exported["int8"]))
+    narrow = dataclasses.replace(config, stem_channels=config.stem_channels // 2)
+    with pytest.raises(ValueError, match=f"1/4 stage has {config.stem_channels} channels.*--stem-channels"):
+        load_init_weights(build_model(narrow), str(exported["int8"]), np.stack(frames).astype(np.float32))
     seed = dataclasses.replace(config, preset="seed", input_size=(64, 64))
     with pytest.raises(ValueError, match="holds the 'fast' preset, not 'seed'"):
         load_init_weights(build_model(seed), str(exported["int8"]), np.stack(frames).astype(np.float32))
+
+
+def test_a_run_started_from_a_network_builds_its_stem_width(toy, toy_run, exported, tmp_path, capsys):
+    """--init / --init-from: the 1/4 stage is as wide as the file's network, whatever the config said."""
+    from handnet.config import GestureConfig
+    from handnet.model import adopt_stem_channels, stem_channels_in
+
+    _, config, _ = toy
+    width = config.stem_channels
+    assert stem_channels_in(str(exported["int8"])) == stem_channels_in(str(toy_run / "model.keras")) == width
+    assert stem_channels_in("any.weights.h5") is None  # weights alone do not say
+    for settings, path in ((dataclasses.replace(config, stem_channels=width + 8), exported["int8"]),
+                           (GestureConfig(backbone="fast", stem_channels=width + 8), toy_run / "model.keras")):
+        adopt_stem_channels(settings, str(path), "--init")
+        assert settings.stem_channels == width
+        assert f"--init {path}: its 1/4 stage has {width} channels" in capsys.readouterr().out
+    broken = tmp_path / "broken.keras"
+    broken.write_text("not a zip")
+    with pytest.raises(ValueError, match="broken.keras: cannot read a network from it"):
+        stem_channels_in(str(broken))
 
 
 def test_weights_of_a_type_handnet_cannot_read_are_a_clear_error(exported, monkeypatch):

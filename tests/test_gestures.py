@@ -297,7 +297,7 @@ def test_the_fast_backbone_starts_from_a_hand_detector(toy, toy_run):
     from handnet.model import build_model, load_init_weights
 
     _, toy_config, frames = toy
-    config = GestureConfig(backbone="fast", input_side=32)
+    config = GestureConfig(backbone="fast", input_side=32, stem_channels=toy_config.stem_channels)
     crops = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
     backbone = [f"{block}_{part}" for block in ("stem", "s4", "s8_a", "s8_b", "s16_a", "s16_b", "s16_c")
                 for part in ("conv", "bn")]
@@ -337,6 +337,17 @@ def test_the_default_backbone_trains_from_the_shipped_detector_and_exports(tmp_p
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert {"known_accuracy", "unseen_to_na"} <= results["int8"].keys()
     assert read_model_info(tmp_path / "run" / "gestures-int8.tflite").input_size == (32, 32)
+
+
+def test_a_detector_of_another_stem_width_is_refused_with_the_flag_to_pass(toy, toy_run):
+    from handnet.gestures import build_gesture_model, init_from_model
+
+    width = toy[1].stem_channels
+    model = build_gesture_model(GestureConfig(backbone="fast", input_side=32, stem_channels=width + 8), 3)
+    crops = np.zeros((4, 32, 32, 3), np.float32)
+    for source in ("model.keras", "model-int8.tflite"):
+        with pytest.raises(ValueError, match=f"has {width} channels, this network's {width + 8} .*--stem-channels {width}"):
+            init_from_model(model, toy_run / source, crops)
 
 
 def test_a_detector_starts_only_the_fast_backbone(toy_run):

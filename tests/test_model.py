@@ -28,6 +28,21 @@ def test_fast_preset_output_and_range():
         build_model(Config(input_size=(60, 90)))
 
 
+def test_stem_channels_set_the_width_of_the_fast_quarter_scale_stage():
+    from handnet.model import stem_channels_of
+
+    assert stem_channels_of(build_model(Config(input_size=(64, 96)))) == Config().stem_channels
+    model = build_model(Config(input_size=(64, 96), stem_channels=8))
+    assert stem_channels_of(model) == 8
+    assert model.get_layer("stem_conv").kernel.shape == (4, 4, 3, 8)
+    assert model.get_layer("s4_conv").kernel.shape == (3, 3, 8, 8)
+    assert model.get_layer("s8_a_conv").kernel.shape == (3, 3, 8, 64)
+    assert model.output.shape[1:] == (8, 12, 1)
+    assert stem_channels_of(build_model(Config(preset="seed", input_size=(32, 48)))) is None
+    with pytest.raises(ValueError, match="stem_channels must be a whole number of at least 1"):
+        Config(stem_channels=0)
+
+
 def test_local_backbone_weights_load_by_name_and_freeze(tmp_path):
     vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
     path = tmp_path / "vgg16_notop.weights.h5"

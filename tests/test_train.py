@@ -268,18 +268,24 @@ def test_init_starts_training_from_a_trained_model(tiny_run, tiny_synthetic, tmp
     assert json.loads((out / "config.json").read_text())["init"] == str(tiny_run / "model.keras")
 
 
-def test_init_from_an_exported_file_fine_tunes_its_network(tiny_run, tiny_synthetic, tmp_path):
-    """--init X.tflite (the shipped model, say): training starts from the file's network."""
+def test_init_from_an_exported_file_fine_tunes_its_network(tiny_run, tiny_synthetic, tmp_path, capsys):
+    """--init X.tflite (the shipped model, say): training starts from the file's network, its
+    1/4 stage as wide as the file's whatever --stem-channels says."""
     import cv2
     import keras
     import numpy as np
 
+    from handnet.config import Config
     from handnet.letterbox import apply_letterbox
     from handnet.runtime import HandDetector
 
     exported, out = tiny_run / "model-int8.tflite", tmp_path / "from-tflite"
+    width = Config.load(tiny_run / "config.json").stem_channels
     assert train.main(["--data", str(tiny_synthetic), "--out", str(out), "--init", str(exported),
-                       "--learning-rate", "1e-9", "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+                       "--learning-rate", "1e-9", "--no-export", *TINY[:-4], "--epochs", "1",
+                       "--stem-channels", str(width + 8)]) == 0
+    assert f"its 1/4 stage has {width} channels" in capsys.readouterr().out
+    assert Config.load(out / "config.json").stem_channels == width
     tuned = keras.saving.load_model(out / "model.keras", compile=False)
     detector = HandDetector(exported, num_threads=1)
     for image in sorted(Path(tiny_synthetic).glob("*.jpg"))[:4]:
