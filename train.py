@@ -1,6 +1,6 @@
 """Train a hand-heatmap detector, or a gesture classifier of hand crops.
 
-    python train.py                                   # synthetic data, fast preset, ~12 min on 2 CPU cores
+    python train.py                                   # synthetic data, fast preset, ~14 min on 2 CPU cores
     python train.py --data ../shared/datasets/roboflow-hands --labels hand=positive --out runs/hands
     python train.py --preset seed --dry-run                  # prints the network, trains nothing
     python train.py --resume runs/fast-20261123-101500       # continue an interrupted run

@@ -134,7 +134,7 @@ class Config(SavedConfig):
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
-    epochs: int = 9  # the default run: about 12 minutes on 2 CPU cores in bfloat16 (docs/default-run.md)
+    epochs: int = 9  # the default run: about 14 minutes on 2 CPU cores in bfloat16 (docs/default-run.md)
     batch_size: int = 8
     learning_rate: float = 3e-3  # peak of the warm-up + cosine schedule; 2e-3 until 2026-12-04 (docs/default-run.md)
     augment: bool = False  # zoom, shift, flip, colour; slows learning on the synthetic set, real data wants it
