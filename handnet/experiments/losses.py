@@ -51,6 +51,7 @@ REAL = "real"  # the regime of LossExperiment.real_data's photographs
 MASKS = ("mask", "no_mask")
 CHECKPOINTS = 6  # validation AP this many times per run, for the learning curves
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
+STEM_CHANNELS = 24  # the fast network's 1/4 stage when docs/losses.md was measured (the default then)
 
 
 @dataclasses.dataclass
@@ -208,7 +209,7 @@ class Trainer:
     zeroed optimizer before each run."""
 
     def __init__(self, exp: LossExperiment, loss: str):
-        self.exp, self.config = exp, Config(input_size=exp.size, loss=loss)
+        self.exp, self.config = exp, Config(input_size=exp.size, loss=loss, stem_channels=STEM_CHANNELS)
         self.model = build_model(self.config)
         schedule = keras.optimizers.schedules.CosineDecay(exp.learning_rate, exp.steps)
         self.model.compile(keras.optimizers.Adam(schedule), loss=get_loss(self.config), jit_compile=False)
