@@ -91,7 +91,7 @@ def init_from_model(model: keras.Model, path: str | Path, crops=None) -> list[st
 
         _, weights = read_conv_weights(path)
         try:
-            check_stem(model, weights["stem_conv"][0].shape[-1] if "stem_conv" in weights else None)
+            check_stem(model, stem_channels_of(weights))
             load_folded_weights(model, weights, crops)
         except ValueError as err:
             hint = "" if stem_channels_of(model) else "; a detector starts the `fast` backbone only (--backbone fast)"

@@ -185,7 +185,7 @@ def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
             preset, weights = read_conv_weights(path)
             if f"handnet_{preset}" != model.name:
                 raise ValueError(f"it holds the '{preset}' preset, not '{model.name.removeprefix('handnet_')}'")
-            check_stem(model, weights["stem_conv"][0].shape[-1] if "stem_conv" in weights else None)
+            check_stem(model, stem_channels_of(weights))
             load_folded_weights(model, weights, frames)
         elif path.endswith(".keras"):
             source = keras.saving.load_model(path, compile=False)
@@ -199,10 +199,13 @@ def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
         raise ValueError(f"--init {path}: cannot start '{model.name}' from it: {err}") from err
 
 
-def stem_channels_of(model: keras.Model) -> int | None:
-    """The channels of a `fast` network's 1/4 stage (Config.stem_channels); None without one."""
-    names = {layer.name for layer in model.layers}
-    return int(model.get_layer("stem_conv").kernel.shape[-1]) if "stem_conv" in names else None
+def stem_channels_of(network) -> int | None:
+    """The channels of a `fast` network's 1/4 stage (Config.stem_channels); None without one.
+    network: a keras.Model, or the {layer name: (kernel, bias)} of export.read_conv_weights."""
+    if isinstance(network, dict):
+        return int(network["stem_conv"][0].shape[-1]) if "stem_conv" in network else None
+    names = {layer.name for layer in network.layers}
+    return int(network.get_layer("stem_conv").kernel.shape[-1]) if "stem_conv" in names else None
 
 
 def stem_channels_in(path: str) -> int | None:
@@ -213,8 +216,7 @@ def stem_channels_in(path: str) -> int | None:
         if path.endswith(".tflite"):
             from handnet.export import read_conv_weights  # noqa: PLC0415
 
-            _, weights = read_conv_weights(path)
-            return int(weights["stem_conv"][0].shape[-1]) if "stem_conv" in weights else None
+            return stem_channels_of(read_conv_weights(path)[1])
         if path.endswith(".keras"):
             return stem_channels_of(keras.saving.load_model(path, compile=False))
     except (ValueError, OSError) as err:
