@@ -35,7 +35,7 @@ HELP = {
                  "bfloat16 | float16 (GPUs); weights and the saved model stay float32",
     "preset": "model preset: fast | seed",
     "stem_channels": "fast: channels of the 1/4 stage, the patch stem and its 3x3 block (default 40; the shipped "
-                     "model and runs before 2026-12-04 have 24, so --init from them needs --stem-channels 24)",
+                     "model and runs before 2026-12-04 have 24); --init takes the width of the model it starts from",
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed only: imagenet | none | PATH to a notop VGG16 .h5 (pretrained blocks are frozen)",
     "init": "start from the weights of a trained model of the same preset and input channels: a run's "
@@ -76,8 +76,8 @@ GESTURE_HELP = {
                  "models/handnet-fast-int8.tflite",
     "backbone": "small (the gesture network's own layers) | fast (the detector's layers, so --init-from a "
                 "detector can start it)",
-    "stem_channels": "fast backbone: channels of its 1/4 stage; those of the detector --init-from names (default "
-                     "24, as in the shipped model; a detector trained with train.py's default has 40)",
+    "stem_channels": "fast backbone: channels of its 1/4 stage (default 24, as in the shipped detector; one trained "
+                     "with train.py's default has 40); --init-from takes the width of the network it names",
     "unseen": "folder with one sub-folder per unseen gesture, never trained on (default: <data>-unseen if it exists)",
     "loss": "ce | bce | bce_na",
     "threshold": "top score under which the answer is na (replaced by a tuned one, see --known-drop, "
