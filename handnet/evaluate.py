@@ -244,6 +244,7 @@ def main(argv=None) -> int:
         metrics["f1_interval"] = [round(v, 4) for v in interval]
     name = Path(args.data[0]).resolve().name
     out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=2) + "\n")
     print(format_metrics(metrics))
     print(f"wrote {out}")

@@ -33,10 +33,10 @@ def doctored(toy, tmp_path):
 @pytest.mark.parametrize("model_file", ["model.keras", "model-int8.tflite"])
 def test_worst_images_become_a_grid_and_a_list_for_the_annotator(toy_run, doctored, tmp_path, model_file, capsys):
     root, extra_disk, phantom = doctored
-    out = tmp_path / "m.json"
+    out = tmp_path / "new" / "m.json"  # a folder that does not exist yet is made
     assert evaluate.main(["--model", str(toy_run / model_file), "--data", str(root), "--out", str(out),
                           "--worst", "5", "--group-size", "2"]) == 0
-    listing = (tmp_path / "worst-disks.txt").read_text().split()
+    listing = (out.parent / "worst-disks.txt").read_text().split()
     names = [p.rsplit("/", 1)[-1] for p in listing]
     assert extra_disk in names and phantom in names
     assert len(names) <= 5
@@ -45,7 +45,7 @@ def test_worst_images_become_a_grid_and_a_list_for_the_annotator(toy_run, doctor
     low, high = metrics["f1_interval"]  # the figure's spread over groups of files like these
     printed = capsys.readouterr().out
     assert 0 <= low < high <= 1 and "F1 95% bootstrap interval" in printed and "worst-disks.txt" in printed
-    grid = cv2.imread(str(tmp_path / "worst-disks.png"))
+    grid = cv2.imread(str(out.parent / "worst-disks.png"))
     assert grid is not None and grid.shape[1] == min(4, len(names)) * 320
     assert Annotator(root, files=listing).files == sorted(names, key=names.index)  # opens just those
 
