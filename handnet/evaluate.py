@@ -10,6 +10,7 @@ the score threshold) as an overlay grid, worst-<data>.png, and lists them in wor
 which `python -m handnet.annotate DIR --files worst-<data>.txt` opens for correction. The
 figures carry `f1_interval`, a 95% bootstrap interval for F1 that resamples runs of --group-size
 consecutive files (near-duplicate frames), so a few dozen frames show how little they settle.
+--split val on the folders the model trained on scores only the images its run held back.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import cv2
 import keras
 import numpy as np
 
-from handnet.annotations import SPLITS, DatasetError, Sample, group_indices, load_samples, read_image
+from handnet.annotations import (SPLITS, DatasetError, Sample, group_indices, load_samples, read_image,
+                                 train_val_split)
 from handnet.config import Config, parse_labels
 from handnet.letterbox import apply_letterbox, fit_letterbox
 from handnet.metrics import evaluate_matches, f1_interval, match_image, nearest_within_reach
@@ -189,6 +191,21 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def same_folders(data: list[str], trained_on: list[str] | None) -> bool:
+    """Whether the folders `data` are the ones a model trained on (config.data), in its order."""
+    return bool(trained_on) and [Path(d).resolve() for d in data] == [Path(d).resolve() for d in trained_on]
+
+
+def split_side(samples: list[Sample], side: str, config: Config | None) -> list[Sample]:
+    """The samples on one side of a split: the model's own train / validation split as train.py
+    drew it, given the config it trained with (the same folders, in the same order), else the
+    side each image's dataset declares."""
+    if config is None:
+        return [s for s in samples if s.split == side]
+    train, val = train_val_split(samples, config.val_fraction, config.group_size, config.seed)
+    return val if side == "val" else train
+
+
 def load_model(path: str | Path):
     """(keras.Model, Config) from a run's model.keras and the config.json beside it."""
     path = Path(path)
@@ -206,8 +223,10 @@ def main(argv=None) -> int:
                         help="a run's model.keras (config.json beside it) or an exported .tflite")
     parser.add_argument("--data", required=True, nargs="+", help="dataset folder(s)")
     parser.add_argument("--labels", help="LABEL=ROLE,... (default: the model's own mapping)")
-    parser.add_argument("--split", choices=SPLITS, help="only the images the dataset declares on this side of its "
-                        "split (the built-in synthetic set's validation scenes: val); default: every image")
+    parser.add_argument("--split", choices=SPLITS, help="only the images on this side of the model's own "
+                        "train / validation split, where --data are the folders it trained on (as train.py "
+                        "drew it), else of the split the dataset declares (the built-in synthetic set's "
+                        "validation scenes: val); default: every image")
     parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
     parser.add_argument("--group-size", type=int, metavar="N", help="consecutive files that the F1 interval "
                         "resamples together, as near-duplicates (default: the model's --group-size)")
@@ -224,11 +243,15 @@ def main(argv=None) -> int:
         else:
             model, config = load_model(args.model)
         samples = load_samples(args.data, args.labels or config.labels)
+        own = same_folders(args.data, config.data)
         if args.split:
-            samples = [s for s in samples if s.split == args.split]
+            samples = split_side(samples, args.split, config if own else None)
             if not samples:
                 raise DatasetError(f"{', '.join(args.data)}: no image declares split '{args.split}' "
                                    f"(hands.json's per-image `split`; datasets/README.md)")
+        elif own:
+            print("note: these are the folders the model trained on, so the figures include its training "
+                  "images; --split val scores only the ones it held back", file=sys.stderr)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

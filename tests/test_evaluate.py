@@ -108,3 +108,23 @@ def test_radius_knots_fitted_on_training_images_bring_radii_closer_to_the_annota
         return np.median(errors)
 
     assert log_errors(dataclasses.replace(config, radius_knots=knots)) < log_errors(config)
+
+
+def test_split_on_the_models_own_folders_is_its_training_split(toy, toy_run, tmp_path, capsys):
+    from handnet.annotations import load_samples, train_val_split
+
+    _, config, _ = toy
+    samples = load_samples(config.data, config.labels)
+    train, val = train_val_split(samples, config.val_fraction, config.group_size, config.seed)
+    assert 0 < len(val) < len(train)
+    counts = {}
+    for side in ("val", "train"):
+        out = tmp_path / f"{side}.json"
+        assert evaluate.main(["--model", str(toy_run / "model-int8.tflite"), "--data", *config.data,
+                              "--split", side, "--out", str(out)]) == 0
+        counts[side] = json.loads(out.read_text())["images"]
+    assert counts == {"val": len(val), "train": len(train)}  # no image declares a side: the run's own split
+    assert "figures include its training images" not in capsys.readouterr().err
+    assert evaluate.main(["--model", str(toy_run / "model.keras"), "--data", *config.data,
+                          "--out", str(tmp_path / "all.json")]) == 0
+    assert "figures include its training images; --split val" in capsys.readouterr().err
