@@ -63,6 +63,8 @@ HELP = {
     "focus_crops": "share of training crops holding a random open hand near their middle (with --crop-size or "
                    "--augment)",
     "crops_per_image": "times each training image recurs per epoch, as another crop each time",
+    "tune_on": "tune the score threshold on the validation images of these --data folders alone (default: of "
+               "all), such as the real photos among synthetic scenes, where the model will meet real frames",
     "out": "run folder (default: runs/<preset>-<date>-<time>)",
     "target": "gaussian | disk",
     "export": "write runs/<name>/model-int8.tflite for handnet.runtime at the end (--no-export skips it)",

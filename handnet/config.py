@@ -152,6 +152,9 @@ class Config(SavedConfig):
     # detection
     score_threshold: float = 0.4  # train.py replaces it by the best one on validation images
     tune_threshold: bool = True  # and fits radius_knots on the same images (training.finish_run)
+    # data folders whose validation images alone the threshold is tuned on (empty: all of them), such
+    # as the real photos among synthetic scenes, where the model will meet real frames
+    tune_on: list[str] = dataclasses.field(default_factory=list)
     # set by training: ((radius, ...), (factor, ...)) in network-input pixels, peaks.calibrate_radius
     radius_knots: list = dataclasses.field(default_factory=list)
     match_distance: float = 1.0  # a detection matches a hand within this many radii of its centre
@@ -183,6 +186,11 @@ class Config(SavedConfig):
         if self.data_repeats and (len(self.data_repeats) != len(self.data) or min(self.data_repeats) < 1):
             raise ValueError(f"data_repeats {list(self.data_repeats)} must give one whole number of at least 1 "
                              f"per data folder ({len(self.data)} given)")
+        self.tune_on = [str(d) for d in self.tune_on]
+        folders = {os.path.realpath(d) for d in self.data}
+        for folder in self.tune_on:
+            if os.path.realpath(folder) not in folders:
+                raise ValueError(f"tune_on folder {folder} is not one of the data folders ({', '.join(self.data) or 'none'})")
         if len(self.input_size) != 2:
             raise ValueError(f"input_size must be (height, width), got {self.input_size}")
         if self.crop_size and len(self.crop_size) != 2:

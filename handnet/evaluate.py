@@ -145,12 +145,16 @@ def best_threshold(per_image: list, grid=THRESHOLD_GRID) -> float:
     return float(grid[len(grid) - 1 - int(np.argmax(f1[::-1]))])
 
 
-def cross_fit_cuts(per_image: list, first: list[bool]) -> tuple[list[float], tuple[float, float]]:
+def cross_fit_cuts(per_image: list, first: list[bool], tuned: list[bool] | None = None
+                   ) -> tuple[list[float], tuple[float, float]]:
     """Two-fold cross-fitting of the score threshold. first: whether each image is in the first
-    fold. Returns (for each image the best threshold on the other fold's images, the two folds'
-    best thresholds). Figures with these cuts (evaluate_matches(..., cuts=)) are honest about
-    held-out images although the threshold a model keeps is tuned on all of them."""
-    best = {side: best_threshold([m for m, f in zip(per_image, first) if f == side]) for side in (True, False)}
+    fold; tuned: whether each image may tune it (default: all). Returns (for each image the best
+    threshold on the other fold's tuning images, the two folds' best thresholds). Figures with
+    these cuts (evaluate_matches(..., cuts=)) are honest about held-out images although the
+    threshold a model keeps is tuned on all of them."""
+    tuned = [True] * len(per_image) if tuned is None else tuned
+    best = {side: best_threshold([m for m, f, t in zip(per_image, first, tuned) if f == side and t])
+            for side in (True, False)}
     return [best[not f] for f in first], (best[True], best[False])
 
 

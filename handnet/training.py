@@ -248,6 +248,7 @@ def load_training_data(config: Config, chief: bool = True):
     # config.json under the folder of this run's settings (a resumed run names that one).
     builtin = synthetic_dir(config)
     config.data = [str(builtin) if Path(d) in (SYNTHETIC_DIR, builtin) else d for d in config.data or [SYNTHETIC_DIR]]
+    config.tune_on = [str(builtin) if Path(d) in (SYNTHETIC_DIR, builtin) else d for d in config.tune_on]
     if chief and str(builtin) in config.data:
         ensure_synthetic(config, builtin)
     skipped = [] if config.skip_bad else None
@@ -384,14 +385,17 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
             tuning, source = predicted, f"the {len(predicted)} validation images"
         found = detections_of(tuning, config)
         tuned = matches_of(found, config)
-        config.score_threshold = best_threshold(tuned)
+        chosen = tuned_on(config, [sample for sample, _, _ in found])
+        config.score_threshold = best_threshold([m for m, c in zip(tuned, chosen) if c])
+        if not all(chosen):
+            source = f"{sum(chosen)} of {source} ({', '.join(config.tune_on)})"
         config.radius_knots = fit_radius_knots(found, config)
         config.save(run / "config.json")
         print(f"score threshold {config.score_threshold:g} (best F1 on {source}); radius factors "
               f"{config.radius_knots[1] if config.radius_knots else 'none (too few hands)'} at radii "
               f"{config.radius_knots[0] if config.radius_knots else '-'} px")
         if first is not None:
-            cuts, halves = cross_fit_cuts(tuned, first)
+            cuts, halves = cross_fit_cuts(tuned, first, chosen)
     per_image = matches_of(detections_of(predicted, config), config)
     metrics = evaluate_matches(per_image, config.score_threshold, cuts)
     interval = f1_interval(per_image, config.score_threshold, group_indices(evaluated, config.group_size), cuts,
@@ -399,6 +403,8 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
     if interval:
         metrics["f1_interval"] = [round(v, 4) for v in interval]  # 95%, resampling groups of files
     metrics["threshold_tuned_on"] = None if not config.tune_threshold else "validation" if cuts else "training"
+    if config.tune_threshold and config.tune_on:
+        metrics["threshold_folders"] = config.tune_on
     if halves:
         metrics["half_thresholds"] = list(halves)  # the figures: each half at the other's best threshold
     metrics["train_seconds"] = round(time.time() - started, 1)
@@ -421,14 +427,21 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
     return metrics
 
 
+def tuned_on(config: Config, samples: list[Sample]) -> list[bool]:
+    """Whether the score threshold is tuned on each sample: those under config.tune_on, or all."""
+    return [not config.tune_on or any(_under(s.path, root) for root in config.tune_on) for s in samples]
+
+
 def two_folds(samples: list[Sample], config: Config) -> list[bool] | None:
     """Whether each sample is in the first of two halves, split by groups of consecutive files as
-    the validation split is; None where either half would have no groups or no positive hands."""
+    the validation split is; None where either half would have no groups or no positive hands
+    (among the images the threshold is tuned on)."""
     try:
         first, second = split_samples(samples, 0.5, config.group_size, config.seed)
     except DatasetError:
         return None
-    if not all(any(h.role == "positive" for s in half for h in s.hands) for half in (first, second)):
+    if not all(any(h.role == "positive" for s, c in zip(half, tuned_on(config, half)) if c for h in s.hands)
+               for half in (first, second)):
         return None
     in_first = {s.path for s in first}
     return [s.path in in_first for s in samples]

@@ -95,6 +95,20 @@ def test_cross_fitting_scores_each_fold_at_the_other_folds_best_threshold():
     assert (crossed["true_positives"], crossed["false_positives"], crossed["recall"]) == (2, 2, 0.5)
 
 
+def test_cross_fitting_tunes_each_fold_on_its_chosen_images_only():
+    from handnet.evaluate import cross_fit_cuts
+
+    hands = [Hand(100, 100, 30, "open", "positive")]
+    clean = match_image([det(100, 100, 0.35)], hands, FRAME)  # best cut 0.35
+    noisy = match_image([det(100, 100, 0.9), *(det(20 + 60 * k, 200, 0.55) for k in range(3))], hands, FRAME)
+    # Each fold holds one of each; only the clean images may tune: both folds pick 0.35.
+    cuts, halves = cross_fit_cuts([clean, noisy, clean, noisy], [True, True, False, False],
+                                  tuned=[True, False, True, False])
+    assert halves == (0.35, 0.35) and cuts == [0.35] * 4
+    # Tuned on all four, the noisy images' false positives pull each fold's cut up.
+    assert cross_fit_cuts([clean, noisy, clean, noisy], [True, True, False, False])[1] == (0.9, 0.9)
+
+
 def test_f1_interval_resamples_whole_groups():
     from handnet.metrics import f1_interval
 

@@ -109,6 +109,37 @@ def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitte
     assert metrics["f1_interval"][0] <= metrics["f1_interval"][1]
 
 
+def test_tune_on_tunes_the_threshold_on_the_validation_images_of_those_folders_alone(tmp_path, tiny_synthetic, capsys):
+    import shutil
+
+    from handnet.annotations import load_samples, train_val_split
+    from handnet.config import Config
+    from handnet.training import _under
+
+    # A second folder, "real photos": the same scenes with no declared split, so drawn by groups.
+    native_dataset = tmp_path / "photos"
+    shutil.copytree(tiny_synthetic, native_dataset, ignore=shutil.ignore_patterns("masks"))
+    doc = json.loads((native_dataset / "hands.json").read_text())
+    for entry in doc["images"]:
+        entry.pop("split", None)
+        entry.pop("mask", None)
+    (native_dataset / "hands.json").write_text(json.dumps({"images": doc["images"]}))
+    out = tmp_path / "tuned-on"
+    data = [str(tiny_synthetic), str(native_dataset)]
+    assert train.main(["--data", *data, "--tune-on", str(native_dataset), "--out", str(out), "--group-size", "2",
+                       "--val-fraction", "0.5", "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    config, metrics = Config.load(out / "config.json"), json.loads((out / "metrics.json").read_text())
+    _, val = train_val_split(load_samples(data, config.labels), config.val_fraction, config.group_size, config.seed)
+    mine = [s for s in val if _under(s.path, str(native_dataset))]
+    assert 0 < len(mine) < len(val)
+    model, _ = evaluate.load_model(out / "model.keras")
+    assert config.score_threshold == evaluate.best_threshold(evaluate.match_samples(model, mine, config))
+    assert f"{len(mine)} of the {len(val)} validation images ({native_dataset})" in capsys.readouterr().out
+    assert metrics["threshold_folders"] == [str(native_dataset)] and metrics["images"] == len(val)
+    with pytest.raises(ValueError, match="is not one of the data folders"):
+        Config(data=[str(tiny_synthetic)], tune_on=[str(native_dataset)])
+
+
 def test_epochs_validate_on_a_spread_of_the_validation_images_and_the_metrics_on_all(tmp_path, tiny_synthetic,
                                                                                       monkeypatch):
     from handnet import training
