@@ -247,8 +247,11 @@ def load_training_data(config: Config, chief: bool = True):
     # The built-in set, alone or mixed with real folders: named as datasets/synthetic, saved in
     # config.json under the folder of this run's settings (a resumed run names that one).
     builtin = synthetic_dir(config)
-    config.data = [str(builtin) if Path(d) in (SYNTHETIC_DIR, builtin) else d for d in config.data or [SYNTHETIC_DIR]]
-    config.tune_on = [str(builtin) if Path(d) in (SYNTHETIC_DIR, builtin) else d for d in config.tune_on]
+    def named(folder):
+        return str(builtin) if Path(folder) in (SYNTHETIC_DIR, builtin) else folder
+
+    config.data = [named(d) for d in config.data or [SYNTHETIC_DIR]]
+    config.tune_on = [named(d) for d in config.tune_on]
     if chief and str(builtin) in config.data:
         ensure_synthetic(config, builtin)
     skipped = [] if config.skip_bad else None
@@ -386,6 +389,9 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
         found = detections_of(tuning, config)
         tuned = matches_of(found, config)
         chosen = tuned_on(config, [sample for sample, _, _ in found])
+        if not any(h.role == "positive" for (sample, _, _), c in zip(found, chosen) if c for h in sample.hands):
+            print(f"no hands to find among the {source} from {', '.join(config.tune_on)}: tuned on all of them")
+            chosen = [True] * len(found)
         config.score_threshold = best_threshold([m for m, c in zip(tuned, chosen) if c])
         if not all(chosen):
             source = f"{sum(chosen)} of {source} ({', '.join(config.tune_on)})"

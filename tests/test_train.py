@@ -140,6 +140,22 @@ def test_tune_on_tunes_the_threshold_on_the_validation_images_of_those_folders_a
         Config(data=[str(tiny_synthetic)], tune_on=[str(native_dataset)])
 
 
+def test_tune_on_folders_without_hands_to_find_fall_back_to_all_images(tmp_path, tiny_synthetic, capsys):
+    from handnet.annotations import load_samples, train_val_split
+    from handnet.config import Config
+
+    empty = write_native(tmp_path / "empty", {f"{k:02d}.jpg": [] for k in range(8)})  # no hands at all
+    out = tmp_path / "fallback"
+    data = [str(tiny_synthetic), str(empty)]
+    assert train.main(["--data", *data, "--tune-on", str(empty), "--out", str(out), "--group-size", "2",
+                       "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
+    assert "no hands to find among the" in capsys.readouterr().out
+    config = Config.load(out / "config.json")
+    _, val = train_val_split(load_samples(data, config.labels), config.val_fraction, config.group_size, config.seed)
+    model, _ = evaluate.load_model(out / "model.keras")
+    assert config.score_threshold == evaluate.best_threshold(evaluate.match_samples(model, val, config))
+
+
 def test_epochs_validate_on_a_spread_of_the_validation_images_and_the_metrics_on_all(tmp_path, tiny_synthetic,
                                                                                       monkeypatch):
     from handnet import training
