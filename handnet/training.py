@@ -389,7 +389,7 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
         found = detections_of(tuning, config)
         tuned = matches_of(found, config)
         chosen = tuned_on(config, [sample for sample, _, _ in found])
-        if not any(h.role == "positive" for (sample, _, _), c in zip(found, chosen) if c for h in sample.hands):
+        if config.tune_on and not has_hands_to_find([sample for (sample, _, _), c in zip(found, chosen) if c]):
             print(f"no hands to find among the {source} from {', '.join(config.tune_on)}: tuned on all of them")
             chosen = [True] * len(found)
         config.score_threshold = best_threshold([m for m, c in zip(tuned, chosen) if c])
@@ -438,6 +438,10 @@ def tuned_on(config: Config, samples: list[Sample]) -> list[bool]:
     return [not config.tune_on or any(_under(s.path, root) for root in config.tune_on) for s in samples]
 
 
+def has_hands_to_find(samples: list[Sample]) -> bool:
+    return any(h.role == "positive" for s in samples for h in s.hands)
+
+
 def two_folds(samples: list[Sample], config: Config) -> list[bool] | None:
     """Whether each sample is in the first of two halves, split by groups of consecutive files as
     the validation split is; None where either half would have no groups or no positive hands
@@ -446,8 +450,7 @@ def two_folds(samples: list[Sample], config: Config) -> list[bool] | None:
         first, second = split_samples(samples, 0.5, config.group_size, config.seed)
     except DatasetError:
         return None
-    if not all(any(h.role == "positive" for s, c in zip(half, tuned_on(config, half)) if c for h in s.hands)
-               for half in (first, second)):
+    if not all(has_hands_to_find([s for s, c in zip(half, tuned_on(config, half)) if c]) for half in (first, second)):
         return None
     in_first = {s.path for s in first}
     return [s.path in in_first for s in samples]
