@@ -4,7 +4,8 @@
     python train.py --data ../shared/datasets/roboflow-hands --labels hand=positive --out runs/hands
     python train.py --preset seed --dry-run                  # prints the network, trains nothing
     python train.py --resume runs/fast-20261123-101500       # continue an interrupted run
-    python train.py gestures --data DIR --loss bce_na --out runs/gestures [--unseen UDIR] [--compare]
+    python train.py gestures --data DIR --loss bce_na --out runs/gestures [--unseen UDIR] [--compare [LOSS ...]]
+    python train.py gestures --data DIR --compare ce bce_na --seeds 0-9 --out runs/g-study   # losses over seeds
 
 Every flag maps onto a field of handnet.config.Config (`--batch-size` -> batch_size), or of
 GestureConfig after `gestures`.
@@ -17,7 +18,7 @@ import dataclasses
 import sys
 import time
 
-from handnet.config import Config, GestureConfig
+from handnet.config import GESTURE_LOSSES, Config, GestureConfig
 
 HELP = {
     "data": "dataset folder(s), any supported format; default: datasets/synthetic, the built-in set, which is "
@@ -179,22 +180,53 @@ def run_job(job) -> int:
     return 0
 
 
+def parse_seeds(items: list[str]) -> list[int]:
+    """['0-3', '7'] -> [0, 1, 2, 3, 7]: whole numbers and inclusive ranges, each seed once, in order."""
+    seeds = []
+    for item in items:
+        first, _, last = item.partition("-")
+        if not (first.isdigit() and (last or first).isdigit()) or int(last or first) < int(first):
+            raise ValueError(f"--seeds takes whole numbers and rising ranges such as 0-9, got '{item}'")
+        seeds += range(int(first), int(last or first) + 1)
+    if not seeds:
+        raise ValueError("--seeds names no seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds names a seed twice: {' '.join(items)}")
+    return seeds
+
+
 def gestures_main(argv) -> int:
     parser = build_parser(GestureConfig, GESTURE_HELP, "python train.py gestures: " + __doc__)
-    parser.add_argument("--compare", action="store_true",
-                        help="train ce, bce and bce_na on the same split into <out>/<loss>; tabulate them")
+    parser.add_argument("--compare", nargs="*", choices=GESTURE_LOSSES, metavar="LOSS",
+                        help="train these losses (default: ce bce bce_na) on the same split into <out>/<loss>; "
+                             "tabulate them")
+    parser.add_argument("--seeds", nargs="+", metavar="S",
+                        help="with --compare: repeat it on each seed (0-9, or a list), a fresh split and fresh "
+                             "weights each, into <out>/s<seed>/<loss>; then compare the losses seed by seed "
+                             "(study.md, study.json, operating.png; handnet/gesture_study.py)")
     args = vars(parser.parse_args(argv))
-    compare = args.pop("compare")
+    compare, seeds = args.pop("compare"), args.pop("seeds")
+    losses = tuple(dict.fromkeys(compare or GESTURE_LOSSES))  # each once, in the order given
     try:
         config = GestureConfig(**args)
+        if seeds is not None:
+            if compare is None:
+                raise ValueError("--seeds repeats a comparison: add --compare (and the losses to compare)")
+            seeds = parse_seeds(seeds)
+            if len(losses) < 2:
+                raise ValueError(f"--compare with --seeds needs two losses or more, got {losses[0]}")
     except ValueError as err:
         parser.error(str(err))
     if not config.out:
-        config.out = f"runs/gestures-{'compare' if compare else config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+        kind = "study" if seeds else "compare" if compare is not None else config.loss
+        config.out = f"runs/gestures-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
+    from handnet.gesture_study import run_study
     from handnet.gestures import compare_losses, train_gestures
 
-    return run_job(lambda: compare_losses(config) if compare else train_gestures(config))
+    if seeds:
+        return run_job(lambda: run_study(config, seeds, losses))
+    return run_job(lambda: compare_losses(config, losses) if compare is not None else train_gestures(config))
 
 
 if __name__ == "__main__":

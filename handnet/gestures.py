@@ -3,6 +3,7 @@
     python train.py gestures                                          # synthetic crops, bce_na
     python train.py gestures --data datasets/linto-gestures --loss bce_na --out runs/g-linto
     python train.py gestures --data datasets/linto-gestures --compare --out runs/g-compare
+    python train.py gestures --data datasets/linto-gestures --compare ce bce_na --seeds 0-9 --out runs/g-study
     python train.py gestures --data datasets/linto-gestures --init-from runs/g-pre-fc/gestures.keras --out runs/g
     python train.py gestures --data datasets/linto-gestures --backbone fast --init-from models/handnet-fast-int8.tflite --out runs/g
 
@@ -18,7 +19,8 @@ Every model has K + 1 outputs (the K known gestures, then `na`) and every one is
 way (handnet.metrics.decide_gestures): the top score wins unless it is under the threshold, which
 means `na`. The threshold is picked on validation images and saved in config.json and the
 exported .tflite. results.json holds known_accuracy, unknown_to_na and unseen_to_na; the unseen
-gestures come from a folder never trained on. --init-from starts from another run's layers
+gestures come from a folder never trained on; scores.npz keeps the scores they were read from
+(handnet.gesture_study compares losses over many seeds with them). --init-from starts from another run's layers
 (init_from_model), or with --backbone fast from a hand detector's: on a few hundred crops,
 pretrained features matter more than the loss (docs/gestures.md).
 """
@@ -232,6 +234,7 @@ def train_gestures(config: GestureConfig) -> dict:
         config.threshold = choose_gesture_threshold(truth, scores, len(known), config.known_drop)
         config.save(run / "config.json")
     unseen_scores = predict_scores(model, unseen, config.input_side)
+    np.savez(run / "scores.npz", truth=truth, scores=scores, unseen_scores=unseen_scores)  # read by gesture_study
     results = evaluate_scores(config, truth, scores, unseen, unseen_scores)
     results.update(train_seconds=round(train_seconds, 1), evaluated_on="validation" if val else "training",
                    counts={"train": len(train), "validation": len(val), "unseen": len(unseen)})
@@ -322,12 +325,14 @@ def format_results(results: dict) -> str:
             f"{figure('closed_set_accuracy')}, known vs unseen AUROC {figure('unseen_auroc')}")
 
 
-def compare_losses(config: GestureConfig) -> dict:
-    """Train every loss on the same data and split (one seed) into config.out/<loss>; write
+def compare_losses(config: GestureConfig, losses=GESTURE_LOSSES) -> dict:
+    """Train each loss on the same data and split (one seed) into config.out/<loss>; write
     comparison.json and comparison.md there. Returns {loss: results}."""
+    if unknown := [loss for loss in losses if loss not in GESTURE_LOSSES]:
+        raise ValueError(f"unknown gesture loss '{unknown[0]}' (choose from {', '.join(GESTURE_LOSSES)})")
     out = Path(config.out)
     table = {}
-    for loss in GESTURE_LOSSES:
+    for loss in losses:
         print(f"=== {loss} ===")
         table[loss] = train_gestures(dataclasses.replace(config, loss=loss, out=str(out / loss), classes=[]))
     (out / "comparison.json").write_text(json.dumps(table, indent=2) + "\n")

@@ -210,6 +210,65 @@ def open_set_figures(truth, scores, unseen_scores, known: int) -> dict:
     }
 
 
+def unseen_to_na_at(truth, scores, unseen_scores, known: int, levels) -> np.ndarray:
+    """For each known-accuracy level q in `levels`: the largest share of unseen examples that
+    any threshold sends to na (decide_gestures) while keeping the known examples' accuracy on
+    (truth, scores) at q or more; NaN where no threshold keeps q. Read at matched known accuracy,
+    losses compare without the noise of each one's own threshold choice. Exact: every distinct top
+    score is tried as the threshold, and one above them all."""
+    truth = np.asarray(truth)
+    scores = np.asarray(scores, np.float32).reshape(len(truth), -1)
+    unseen = np.asarray(unseen_scores, np.float32).reshape(-1, known + 1)
+    is_known = truth < known
+    right = scores[is_known].argmax(axis=1) == truth[is_known]  # right when not sent to na
+    known_top, unseen_top = scores[is_known].max(axis=1), unseen.max(axis=1)
+    thresholds = np.append(np.unique(np.concatenate([known_top, unseen_top])), np.inf)[:, None]
+    accuracy = (right & (known_top >= thresholds)).mean(axis=1) if is_known.any() else np.full(len(thresholds), np.nan)
+    to_na = ((unseen.argmax(axis=1) == known) | (unseen_top < thresholds)).mean(axis=1) if len(unseen) else None
+    out = np.full(len(levels), np.nan)
+    for k, level in enumerate(levels):
+        kept = accuracy >= level - 1e-12
+        if to_na is not None and kept.any():
+            out[k] = to_na[kept].max()
+    return out
+
+
+# Student's t, two-sided 95%: T_975[df] for df = 1 ... 30; beyond, a Cornish-Fisher expansion.
+T_975 = (None, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052,
+         2.048, 2.045, 2.042)
+
+
+def t_975(df: int) -> float:
+    """The 97.5th percentile of Student's t with df degrees of freedom (to 3 decimals)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, got {df}")
+    if df < len(T_975):
+        return T_975[df]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def paired_difference(reference, other) -> dict:
+    """other - reference, pair by pair (each pair: two models trained on one seed's split): the
+    mean difference, its 95% Student-t interval (low, high; None under two pairs), and on how many
+    pairs `other` is ahead and behind. Pairs where either value is missing (None or NaN) are left
+    out; `pairs` says how many were used."""
+    a = np.array([np.nan if v is None else v for v in reference], np.float64)
+    b = np.array([np.nan if v is None else v for v in other], np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired figures need as many values on each side, got {len(a)} and {len(b)}")
+    difference = (b - a)[~np.isnan(a) & ~np.isnan(b)]
+    n = len(difference)
+    mean = float(difference.mean()) if n else None
+    low = high = None
+    if n >= 2:
+        half = t_975(n - 1) * float(difference.std(ddof=1)) / math.sqrt(n)
+        low, high = mean - half, mean + half
+    return {"mean": mean, "low": low, "high": high, "ahead": int((difference > 0).sum()),
+            "behind": int((difference < 0).sum()), "pairs": n}
+
+
 def auroc(positive, negative) -> float | None:
     """Area under the ROC curve: P(a positive scores above a negative), ties counted half."""
     positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
