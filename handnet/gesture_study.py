@@ -62,7 +62,8 @@ def summarise_study(out: str | Path, seeds: list[int], losses) -> dict:
     """The study's figures from the runs in out/s<seed>/<loss> (results.json and scores.npz):
     per_seed[loss][figure] (one value per seed), at_known_accuracy[loss] (seeds x LEVELS), and
     paired[loss][figure] against losses[0] (metrics.paired_difference), figures at matched known
-    accuracy included as 'unseen_to_na_at_known_<level>'."""
+    accuracy included as 'unseen_to_na_at_known_<level>' (None on the seeds where some loss cannot
+    keep that level)."""
     out = Path(out)
     per_seed = {loss: {key: [] for key in FIGURES} for loss in losses}
     curves = {loss: [] for loss in losses}
@@ -76,10 +77,12 @@ def summarise_study(out: str | Path, seeds: list[int], losses) -> dict:
                 known = saved["scores"].shape[1] - 1
                 curves[loss].append(unseen_to_na_at(saved["truth"], saved["scores"], saved["unseen_scores"],
                                                     known, LEVELS))
-    for loss in losses:
-        for level in TABLE_LEVELS:
-            column = int(np.argmin(np.abs(LEVELS - level)))
-            per_seed[loss][f"unseen_to_na_at_known_{level:g}"] = [float(row[column]) for row in curves[loss]]
+    for level in TABLE_LEVELS:  # on the seeds where every loss keeps the level, so means pair up
+        column = int(np.argmin(np.abs(LEVELS - level)))
+        kept = np.all([[not np.isnan(row[column]) for row in curves[loss]] for loss in losses], axis=0)
+        for loss in losses:
+            per_seed[loss][f"unseen_to_na_at_known_{level:g}"] = [
+                float(row[column]) if keep else None for row, keep in zip(curves[loss], kept)]
     reference = losses[0]
     config = GestureConfig.load(out / f"s{seeds[0]}" / reference / "config.json")
     return {
@@ -101,12 +104,16 @@ def study_markdown(summary: dict) -> str:
                    for level in TABLE_LEVELS})
     seeds = summary["seeds"]
     lines = [f"# {', '.join(losses)} on {summary['data']}: {len(seeds)} seeds ({' '.join(map(str, seeds))})", "",
-             f"Means over the seeds (a seed that cannot keep a known-accuracy level is left out of that row); "
+             f"Means over the seeds (in a row at a known-accuracy level, over the seeds where every loss can keep "
+             f"it: n of them); "
              f"\"vs {reference}\": the mean paired difference, its 95% interval, and on how many seeds the loss "
              f"was ahead / behind.", "",
              "| figure | " + " | ".join(losses) + " | " + " | ".join(f"{loss} vs {reference}" for loss in others) + " |",
              "|---|" + "---|" * (len(losses) + len(others))]
     for key, label in labels.items():
+        counted = sum(v is not None for v in summary["per_seed"][reference][key])
+        if key.startswith("unseen_to_na_at_known_"):
+            label += f" (n = {counted})"
         means = []
         for loss in losses:
             values = [v for v in summary["per_seed"][loss][key] if v is not None and not np.isnan(v)]

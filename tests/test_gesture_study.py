@@ -103,3 +103,35 @@ def test_a_study_pairs_every_seed_s_runs_and_writes_its_tables(tmp_path):
     assert (out / "operating.png").stat().st_size > 0
     table = (out / "study.md").read_text()
     assert "bce_na vs ce" in table and "unseen -> na, tuned threshold" in table
+
+
+def test_a_level_some_loss_cannot_keep_is_left_out_for_every_loss(tmp_path):
+    """Seed 1's ce model gets half its known crops wrong, so no threshold keeps 0.99 known
+    accuracy there: that seed leaves the 0.99 row for both losses, and the row pairs seed 0 alone."""
+    from handnet.config import GestureConfig
+    from handnet.gesture_study import study_markdown, summarise_study
+
+    good = [[0.9, 0.1], [0.8, 0.2], [0.1, 0.9]]  # one known gesture, then na; every known crop right
+    poor = [[0.9, 0.1], [0.3, 0.7], [0.1, 0.9]]  # the second known crop's top output is na's
+    unseen = [[0.7, 0.3], [0.95, 0.05]]  # at a threshold of 0.8 (the highest keeping 1.0), one of two is na
+    figures = {"ce": (0.70, 0.40), "bce_na": (0.80, 0.65)}  # seed-0 / seed-1 unseen_to_na, as results.json says
+    for seed in (0, 1):
+        for loss in ("ce", "bce_na"):
+            run = tmp_path / f"s{seed}" / loss
+            run.mkdir(parents=True)
+            GestureConfig(data="crops", loss=loss, seed=seed).save(run / "config.json")
+            np.savez(run / "scores.npz", truth=np.array([0, 0, 1]), scores=np.array(poor if (seed, loss) == (1, "ce")
+                                                                                       else good),
+                     unseen_scores=np.array(unseen))
+            (run / "results.json").write_text(json.dumps({
+                "known_accuracy": 1.0, "unseen_to_na": figures[loss][seed], "unseen_auroc": 0.9,
+                "at_article_threshold": {"known_accuracy": 1.0, "unseen_to_na": 0.0}}))
+    summary = summarise_study(tmp_path, [0, 1], ("ce", "bce_na"))
+    assert summary["per_seed"]["ce"]["unseen_to_na_at_known_0.99"] == [0.5, None]
+    assert summary["per_seed"]["bce_na"]["unseen_to_na_at_known_0.99"] == [0.5, None]
+    assert summary["paired"]["bce_na"]["unseen_to_na_at_known_0.99"]["pairs"] == 1
+    tuned = summary["paired"]["bce_na"]["unseen_to_na"]  # differences 0.10 and 0.25
+    assert tuned["mean"] == pytest.approx(0.175) and (tuned["ahead"], tuned["behind"]) == (2, 0)
+    half = 12.706 * np.std([0.10, 0.25], ddof=1) / math.sqrt(2)
+    assert (tuned["low"], tuned["high"]) == pytest.approx((0.175 - half, 0.175 + half))
+    assert "kept >= 0.99 (n = 1) | 0.500 | 0.500 | +0.000, 0 / 0 |" in study_markdown(summary)
