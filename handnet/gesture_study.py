@@ -11,13 +11,15 @@ against the first loss named (the reference: ce by default) the mean paired diff
 Student-t interval, and on how many seeds the other loss was ahead and behind. The figures:
 results.json's, at each model's own tuned threshold and at the article's 0.4; and unseen gestures
 sent to na at matched known accuracy (metrics.unseen_to_na_at), which leaves out the noise of
-each model's threshold choice (operating.png).
+each model's threshold choice (operating.png). `python -m handnet.gesture_study FOLDER` writes
+them again from the runs a study folder holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,12 @@ def run_study(config: GestureConfig, seeds: list[int], losses=GESTURE_LOSSES) ->
     for number, seed in enumerate(seeds, 1):
         print(f"##### seed {seed} ({number} of {len(seeds)}) #####")
         compare_losses(dataclasses.replace(config, seed=seed, out=str(out / f"s{seed}"), classes=[]), losses)
+    return write_study(out, seeds, losses)
+
+
+def write_study(out: str | Path, seeds: list[int], losses) -> dict:
+    """Summarise the runs in out/s<seed>/<loss> into study.json, study.md and operating.png."""
+    out = Path(out)
     summary = summarise_study(out, seeds, losses)
     (out / "study.json").write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False) + "\n")
     (out / "study.md").write_text(study_markdown(summary))
@@ -129,3 +137,35 @@ def study_markdown(summary: dict) -> str:
                 pairs.append(f"{p['mean']:+.3f} ({p['low']:+.3f} to {p['high']:+.3f}), {p['ahead']} / {p['behind']}")
         lines.append(f"| {label} | " + " | ".join(means) + " | " + " | ".join(pairs) + " |")
     return "\n".join(lines) + "\n"
+
+
+def finished_runs(out: str | Path) -> tuple[list[int], list[str]]:
+    """(seeds, losses) of a study folder: the s<seed> folders, and the losses every one of them
+    holds a finished run of (results.json), in GESTURE_LOSSES' order (so ce is the reference)."""
+    out = Path(out)
+    seeds = sorted(int(p.name[1:]) for p in out.glob("s*") if p.is_dir() and p.name[1:].isdigit())
+    losses = [loss for loss in GESTURE_LOSSES if seeds and all((out / f"s{seed}" / loss / "results.json").is_file()
+                                                               for seed in seeds)]
+    if len(losses) < 2:
+        raise ValueError(f"{out}: no study here (s<seed>/<loss>/results.json for two losses or more on every seed)")
+    return seeds, losses
+
+
+def main(argv=None) -> int:
+    """python -m handnet.gesture_study FOLDER: summarise a study folder again (after adding seeds
+    to it, or after an interrupted study), without training."""
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("folder", help="a study folder: s<seed>/<loss>/ runs, as train.py gestures --seeds leaves")
+    args = parser.parse_args(argv)
+    try:
+        write_study(args.folder, *finished_runs(args.folder))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -104,6 +104,14 @@ def test_a_study_pairs_every_seed_s_runs_and_writes_its_tables(tmp_path):
     table = (out / "study.md").read_text()
     assert "bce_na vs ce" in table and "unseen -> na, tuned threshold" in table
 
+    # Summarised again from the folder alone, it says the same; a folder with no study is refused.
+    from handnet.gesture_study import main
+
+    (out / "study.md").unlink()
+    assert main([str(out)]) == 0
+    assert (out / "study.md").read_text() == table
+    assert main([str(tmp_path / "shapes")]) == 2
+
 
 def test_a_level_some_loss_cannot_keep_is_left_out_for_every_loss(tmp_path):
     """Seed 1's ce model gets half its known crops wrong, so no threshold keeps 0.99 known
