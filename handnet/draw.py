@@ -123,19 +123,19 @@ def plot_confusion(matrices: list[tuple[str, np.ndarray, list[str]]], columns: l
 def plot_operating_curves(levels, curves: dict[str, np.ndarray], path: str | os.PathLike, title: str) -> None:
     """Unseen gestures sent to na against the known-gesture accuracy kept, one colour per loss:
     curves[loss] is (seeds, levels), NaN where a seed cannot keep a level; each seed a thin line,
-    the mean a thick one where every seed reaches the level."""
+    the mean a thick one up to the levels every seed of every loss reaches."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     levels = np.asarray(levels)
+    curves = {loss: np.asarray(rows, np.float64).reshape(-1, len(levels)) for loss, rows in curves.items()}
+    everywhere = ~np.any([np.isnan(rows).any(axis=0) for rows in curves.values()], axis=0)  # the means pair up
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for (loss, rows), colour in zip(curves.items(), ("tab:blue", "tab:red", "tab:green", "tab:orange")):
-        rows = np.asarray(rows, np.float64).reshape(-1, len(levels))
         for row in rows:
             ax.plot(levels, row, color=colour, alpha=0.15, lw=1)
-        everywhere = ~np.isnan(rows).any(axis=0)
         ax.plot(levels[everywhere], rows[:, everywhere].mean(axis=0), color=colour, lw=2.5,
                 label=f"{loss}, mean of {len(rows)} seeds")
     ax.set_xlabel("known-gesture accuracy kept on the validation crops (at least)")
