@@ -188,8 +188,6 @@ def parse_seeds(items: list[str]) -> list[int]:
         if not (first.isdigit() and (last or first).isdigit()) or int(last or first) < int(first):
             raise ValueError(f"--seeds takes whole numbers and rising ranges such as 0-9, got '{item}'")
         seeds += range(int(first), int(last or first) + 1)
-    if not seeds:
-        raise ValueError("--seeds names no seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds names a seed twice: {' '.join(items)}")
     return seeds

@@ -328,13 +328,13 @@ def format_results(results: dict) -> str:
 def compare_losses(config: GestureConfig, losses=GESTURE_LOSSES) -> dict:
     """Train each loss on the same data and split (one seed) into config.out/<loss>; write
     comparison.json and comparison.md there. Returns {loss: results}."""
-    if unknown := [loss for loss in losses if loss not in GESTURE_LOSSES]:
-        raise ValueError(f"unknown gesture loss '{unknown[0]}' (choose from {', '.join(GESTURE_LOSSES)})")
     out = Path(config.out)
+    configs = {loss: dataclasses.replace(config, loss=loss, out=str(out / loss), classes=[])  # a bad loss fails
+               for loss in losses}  # here, before any training
     table = {}
-    for loss in losses:
+    for loss, loss_config in configs.items():
         print(f"=== {loss} ===")
-        table[loss] = train_gestures(dataclasses.replace(config, loss=loss, out=str(out / loss), classes=[]))
+        table[loss] = train_gestures(loss_config)
     (out / "comparison.json").write_text(json.dumps(table, indent=2) + "\n")
     (out / "comparison.md").write_text(comparison_markdown(table))
     print(comparison_markdown(table))
