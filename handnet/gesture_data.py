@@ -199,6 +199,7 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
     The two crops of one hand share a split group (annotations.group_key)."""
     samples = load_samples(data, "*=positive")  # every hand, whatever its label
     find = _detected_framing(detector) if detector else None
+    hands = framed = 0
     with _Layout(gestures, out, unseen, unseen_out, na_name) as layout:
         for sample in samples:
             frame = read_image(sample.path)
@@ -207,9 +208,12 @@ def cut_crops(data: list[str], gestures: list[str], out: str | os.PathLike, unse
                 target, name = layout.folder(hand.label), f"{Path(sample.path).stem}_{i}"
                 cv2.imwrite(str(target / f"{name}.png"), crop_hand(frame, hand.x, hand.y, hand.radius, side))
                 found = nearest_within_reach(hand, detections)
+                hands, framed = hands + 1, framed + (found is not None)
                 if found is not None:
                     cv2.imwrite(str(target / f"{name}{DETECTED_SUFFIX}.png"),
                                 crop_hand(frame, found.x, found.y, found.radius, side))
+        if find:
+            print(f"the detector framed {framed} of {hands} hands (score {DETECTED_MIN_SCORE:g} or more, within reach)")
         missing = [g for g in list(gestures) + list(unseen) if not layout.counts.get(g)]
         if missing:
             raise DatasetError(f"no hands labelled {', '.join(missing)} in {', '.join(data)}")

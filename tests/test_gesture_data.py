@@ -61,7 +61,7 @@ def test_crops_cli_prints_counts_and_exits_2_on_bad_input(boxes, tmp_path, capsy
     assert "missing.tflite" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
 
-def test_crops_with_a_detector_add_the_framing_infer_py_sees(toy_run, tmp_path):
+def test_crops_with_a_detector_add_the_framing_infer_py_sees(toy_run, tmp_path, capsys):
     import json
 
     from conftest import DISK_COLOUR, TOY_SIZE
@@ -80,6 +80,7 @@ def test_crops_with_a_detector_add_the_framing_infer_py_sees(toy_run, tmp_path):
     cut_crops([str(frames)], ["hello"], out, side=48, detector=str(toy_run / "model-int8.tflite"))
     assert sorted(p.name for p in (out / "hello").iterdir()) == ["f000_0.det.png", "f000_0.png"]
     assert [p.name for p in (out / "na").iterdir()] == ["f000_1.png"]  # nothing found there: one crop
+    assert "the detector framed 1 of 2 hands" in capsys.readouterr().out
 
     def disk_centre_x(name):
         bright = cv2.imread(str(out / "hello" / name)).min(axis=2) > 150
