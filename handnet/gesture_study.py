@@ -122,7 +122,7 @@ def study_markdown(summary: dict) -> str:
             label += f" (n = {counted})"
         means = []
         for loss in losses:
-            values = [v for v in summary["per_seed"][loss][key] if v is not None and not np.isnan(v)]
+            values = [v for v in summary["per_seed"][loss][key] if v is not None]  # None: no figure (JSON has no NaN)
             means.append(f"{np.mean(values):.3f}" if values else "-")
         pairs = []
         for loss in others:
