@@ -1,4 +1,5 @@
-"""Bubbles: pop the bubbles that float up the screen by touching them with an open hand.
+"""Bubbles: pop the bubbles that float up the screen by touching them with an open hand; grab one
+with a fist, carry it, and open your hand to pop it for two points.
 
     python examples/bubbles.py                         # first webcam, the shipped model
     python examples/bubbles.py --source clip.mp4 --model runs/default/model-int8.tflite
@@ -6,7 +7,8 @@
 
 A small game driven by handnet.runtime the way any game would use it: HandDetector finds the
 hands in each camera frame, HandTracker gives them stable ids and smooth motion, and the game
-only sees TrackedHand(x, y, radius, ...) in screen pixels. The webcam picture is mirrored, so
+only sees TrackedHand(x, y, radius, label, ...) in screen pixels; label is "open" or "other" (a
+fist, with a model that has a hand map: older files see open hands only, so nothing is grabbed). The webcam picture is mirrored, so
 moving your hand right moves it right on screen. Esc or q quits.
 """
 
@@ -24,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install
 
+from handnet.peaks import OTHER  # noqa: E402
 from handnet.runtime import HandDetector, HandTracker  # noqa: E402
 from handnet.sources import SourceError, open_source  # noqa: E402
 
@@ -38,6 +41,7 @@ class Bubble:
     radius: float
     speed: float  # pixels per second, upwards
     hue: int
+    held_by: int | None = None  # the track id of the fist that holds it
 
 
 class BubbleGame:
@@ -59,7 +63,10 @@ class BubbleGame:
         return self.time_left <= 0
 
     def update(self, hands, dt: float) -> int:
-        """Advance by dt seconds with this frame's hands (screen pixels); returns bubbles popped."""
+        """Advance by dt seconds with this frame's hands (screen pixels, with label and track_id);
+        returns bubbles popped. An open hand pops what it touches (1 point); a fist (label
+        "other") grabs a free bubble it touches and carries it; the bubble pops when that hand
+        opens (2 points) and floats on when the hand is lost."""
         if self.over:
             return 0
         self.time_left = max(0.0, self.time_left - dt)
@@ -67,13 +74,29 @@ class BubbleGame:
         while self._until_spawn <= 0:
             self._spawn()
             self._until_spawn += self.spawn_every
+        tracks = {h.track_id: h for h in hands if getattr(h, "track_id", None) is not None}
+        released = []
         for b in self.bubbles:
-            b.y -= b.speed * dt
-        hit = [b for b in self.bubbles if any(touches(h, b) for h in hands)]
-        self.bubbles = [b for b in self.bubbles if b not in hit and b.y + b.radius > 0]
-        self.popped = [(b, age + dt) for b, age in self.popped if age < 0.4] + [(b, 0.0) for b in hit]
-        self.score += len(hit)
-        return len(hit)
+            holder = tracks.get(b.held_by)
+            if holder is None:
+                b.held_by = None
+                b.y -= b.speed * dt
+            elif holder.label == OTHER:
+                b.x, b.y = holder.x, holder.y
+            else:
+                released.append(b)
+        fists = [h for h in hands if h.label == OTHER and h.track_id in tracks]
+        for b in self.bubbles:
+            holding = {c.held_by for c in self.bubbles}
+            fist = next((h for h in fists if h.track_id not in holding and touches(h, b)), None)
+            if b.held_by is None and fist is not None:
+                b.held_by = fist.track_id
+        hit = [b for b in self.bubbles if b.held_by is None and any(touches(h, b) for h in hands if h.label != OTHER)]
+        self.bubbles = [b for b in self.bubbles if b not in hit and b not in released and b.y + b.radius > 0]
+        gone = hit + released
+        self.popped = [(b, age + dt) for b, age in self.popped if age < 0.4] + [(b, 0.0) for b in gone]
+        self.score += len(hit) + 2 * len(released)
+        return len(gone)
 
     def _spawn(self) -> None:
         r = self.random.uniform(0.04, 0.08) * self.height
@@ -101,8 +124,9 @@ def draw(screen, pygame, font, frame: np.ndarray, game: BubbleGame, hands) -> No
         pygame.draw.circle(screen, colour, (round(b.x), round(b.y)), round(b.radius), 4)
     for b, age in game.popped:
         pygame.draw.circle(screen, (255, 255, 255), (round(b.x), round(b.y)), round(b.radius * (1 + 2 * age)), 2)
-    for h in hands:
-        pygame.draw.circle(screen, (255, 80, 255), (round(h.x), round(h.y)), max(4, round(h.radius)), 3)
+    for h in hands:  # magenta open, sky blue fist (draw.hand_colour, in RGB)
+        colour = (0, 200, 255) if h.label == OTHER else (255, 80, 255)
+        pygame.draw.circle(screen, colour, (round(h.x), round(h.y)), max(4, round(h.radius)), 3)
     text = f"score {game.score}   time {math.ceil(game.time_left)}" if not game.over else f"game over: {game.score}"
     screen.blit(font.render(text, True, (255, 255, 255), (0, 0, 0)), (12, 10))
 

@@ -41,6 +41,7 @@ class Hand:
     radius: float  # about the hand's size, frame pixels
     label: str
     role: str = "positive"  # positive | ignore | negative, from the --labels mapping
+    box: tuple[float, ...] = ()  # (x0, y0, x1, y1) frame pixels, for hands read from boxes; () for native ones
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,8 @@ def box_to_hand(x0: float, y0: float, x1: float, y1: float, label: str) -> Hand:
     Hand-drawn boxes often take in the wrist or forearm, which stretches the longer side; the
     shorter side stays close to the width of the hand itself.
     """
-    return Hand((x0 + x1) / 2, (y0 + y1) / 2, min(abs(x1 - x0), abs(y1 - y0)) / 2, label)
+    x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+    return Hand((x0 + x1) / 2, (y0 + y1) / 2, min(x1 - x0, y1 - y0) / 2, label, box=(x0, y0, x1, y1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,8 +249,10 @@ def yolo_label_path(image: Path) -> Path:
 
 
 def _yolo_names(root: Path) -> list[str] | dict:
-    yaml_path = root / "data.yaml"
-    if not yaml_path.is_file():
+    """The class names of the folder's data.yaml, or of its parent's: a set's `train/` or `valid/`
+    folder is a dataset of its own, named by the set's data.yaml."""
+    yaml_path = next((p for p in (root / "data.yaml", root.parent / "data.yaml") if p.is_file()), None)
+    if yaml_path is None:
         return {}
     import yaml  # noqa: PLC0415 (only YOLO folders need it)
 

@@ -27,6 +27,13 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # with `*=ignore` would make them ignore regions, so name them when using one with that set.
 DISTRACTORS_NEGATIVE = "face=negative,arm=negative"
 DEFAULT_LABELS = "open=positive,other=ignore," + DISTRACTORS_NEGATIVE
+# The one mapping of every set's classes to open / other hands (datasets/README.md lists the sets):
+# these are the seed's "open, facing" hand; every other label is an `other` hand (fists, fingers,
+# letters, signs, HaGRID's no_gesture), ignored by the open-hand map and a hand to the every-hand
+# map. `--labels open-other` names it.
+OPEN_HAND_LABELS = ("open", "hello", "five", "5-hand", "palm", "stop", "stop_inverted", "hand", "5")
+OPEN_OTHER_LABELS = ",".join(f"{label}=positive" for label in OPEN_HAND_LABELS) + f",{DISTRACTORS_NEGATIVE},*=ignore"
+LABEL_PRESETS = {"open-other": OPEN_OTHER_LABELS}
 
 # Training-only 1x1 heads beside the heatmap (handnet.model.with_training_heads), in the order of
 # their channels in y_true and y_pred, each with the Config field that weighs its loss (0 = off)
@@ -72,6 +79,7 @@ UNSAVED_BEFORE = {
     "dense_scenes": False,  # the built-in set's scenes all drawn as frames, no split declared (2026-12-04)
     "epoch_val_images": 0,  # every validation image each epoch (2026-12-04)
     "stem_channels": 24,  # the fast preset's 1/4 stage was 24 channels wide (2026-12-04)
+    "hand_map": False,  # the every-hand head trained only, the deployed network gave open hands alone
 }
 
 
@@ -121,6 +129,10 @@ class Config(SavedConfig):
     # (ignore ones included), dropped from the saved model. Knowing what any hand looks like helps
     # tell open hands from faces and arms: +3 points of F1 in the default run (docs/default-run.md).
     aux_weight: float = 1.0  # 0 = no second head
+    # Keep that every-hand head in the saved and exported network as a second output channel, so
+    # detections come from it and carry an open score and label: a game sees fists and side views
+    # too (handnet.peaks.detect_hands). Needs aux_weight > 0.
+    hand_map: bool = True
     # Training only: weight of a focal loss on a third head, a heatmap of the annotated `negative`
     # things (the synthetic set's faces and arms), also dropped from the saved model. Naming what
     # the false alarms are: +0.6 and +0.8 points of F1 in the default run on two seeds
@@ -151,6 +163,10 @@ class Config(SavedConfig):
     precision: str = "auto"  # auto | float32 | bfloat16 | float16 (GPUs): training arithmetic, PRECISIONS
     # detection
     score_threshold: float = 0.4  # train.py replaces it by the best one on validation images
+    # With the hand map: score_threshold cuts the every-hand map (which hands are reported), and a
+    # reported hand is labelled open when the open-hand map reaches open_threshold at it; train.py
+    # tunes both.
+    open_threshold: float = 0.4
     tune_threshold: bool = True  # and fits radius_knots on the same images (training.finish_run)
     # data folders whose validation images alone the threshold is tuned on (empty: all of them), such
     # as the real photos among synthetic scenes, where the model will meet real frames
@@ -229,6 +245,11 @@ class Config(SavedConfig):
                      if getattr(self, field) > 0)
 
     @property
+    def deploys_hand_map(self) -> bool:
+        """Whether the deployed network has the every-hand map beside the open-hand one."""
+        return self.hand_map and self.aux_weight > 0
+
+    @property
     def stride(self) -> int:
         return PRESET_STRIDES[self.preset]
 
@@ -305,7 +326,9 @@ def parse_names(spec: str) -> list[str]:
 
 
 def parse_labels(spec: str) -> dict[str, str]:
-    """'hello=positive,*=ignore' -> {'hello': 'positive', '*': 'ignore'}; '*' matches the rest."""
+    """'hello=positive,*=ignore' -> {'hello': 'positive', '*': 'ignore'}; '*' matches the rest. A
+    name of LABEL_PRESETS ('open-other') stands for its mapping."""
+    spec = LABEL_PRESETS.get(spec.strip(), spec)
     mapping = {}
     for item in parse_names(spec):
         name, sep, role = item.partition("=")

@@ -8,37 +8,48 @@ import os
 import cv2
 import numpy as np
 
-from handnet.peaks import Detection
+from handnet.peaks import OTHER, Detection
 
 COLOURS = {"positive": (60, 220, 60), "ignore": (0, 160, 255), "negative": (160, 160, 160)}
 DETECTION_COLOUR = (255, 80, 255)
+OTHER_COLOUR = (255, 200, 0)  # a hand that is not open (a fist, a side view): sky blue beside magenta
+
+
+def hand_colour(hand) -> tuple[int, int, int]:
+    """Magenta for an open hand (or a model's only kind), sky blue for an `other` one."""
+    return OTHER_COLOUR if hand.label == OTHER else DETECTION_COLOUR
 
 
 def draw_hands(frame: np.ndarray, hands=(), detections: list[Detection] = ()) -> np.ndarray:
-    """Annotated hands as thin circles by role, detections as thick magenta circles with scores."""
+    """Annotated hands as thin circles by role, detections as thick circles with scores (magenta
+    open, sky blue other)."""
     out = frame.copy()
     for h in hands:
         cv2.circle(out, (round(h.x), round(h.y)), max(1, round(h.radius)), COLOURS[h.role], 1, cv2.LINE_AA)
     for d in detections:
         centre = (round(d.x), round(d.y))
-        cv2.circle(out, centre, max(2, round(d.radius)), DETECTION_COLOUR, 2, cv2.LINE_AA)
+        cv2.circle(out, centre, max(2, round(d.radius)), hand_colour(d), 2, cv2.LINE_AA)
         cv2.putText(out, f"{d.score:.2f}", (centre[0] + 3, centre[1] - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    DETECTION_COLOUR, 1, cv2.LINE_AA)
+                    hand_colour(d), 1, cv2.LINE_AA)
     return out
 
 
 def draw_overlay(image: np.ndarray, hands, summary_line: str, tracked: bool) -> np.ndarray:
-    """infer.py's live view: each hand's circle with label, score and (tracked) track id, and a
-    status line on top."""
+    """infer.py's live view: each hand's circle (magenta open, sky blue other; thin and dashed
+    for other) with label, score and (tracked) track id, and a status line on top."""
     out = image.copy()
     scale = max(0.4, min(out.shape[:2]) / 800)
     for h in hands:
-        centre = (round(h.x), round(h.y))
-        cv2.circle(out, centre, max(2, round(h.radius)), DETECTION_COLOUR, 2, cv2.LINE_AA)
+        centre, radius, colour = (round(h.x), round(h.y)), max(2, round(h.radius)), hand_colour(h)
+        if h.label == OTHER:
+            for start in range(0, 360, 30):  # dashes: told apart without colour too
+                cv2.ellipse(out, centre, (radius, radius), 0, start, start + 18, colour, 2, cv2.LINE_AA)
+        else:
+            cv2.circle(out, centre, radius, colour, 2, cv2.LINE_AA)
         tag = f"#{h.track_id} " if tracked else ""
         name = h.label if h.gesture is None else f"{h.label}:{h.gesture}"
-        cv2.putText(out, f"{tag}{name} {h.score:.2f}", (centre[0] - round(h.radius), centre[1] - round(h.radius) - 4),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale, DETECTION_COLOUR, 1, cv2.LINE_AA)
+        cv2.putText(out, f"{tag}{name} {h.score:.2f}", (centre[0] - radius, centre[1] - radius - 4),
+                    cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
     cv2.rectangle(out, (0, 0), (out.shape[1], round(22 * scale / 0.4)), (0, 0, 0), -1)
     cv2.putText(out, summary_line, (4, round(15 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (255, 255, 255), 1, cv2.LINE_AA)

@@ -16,6 +16,7 @@ consecutive files (near-duplicate frames), so a few dozen frames show how little
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -42,7 +43,8 @@ def detection_label(config: Config) -> str:
 
 
 def predict_samples(model, samples: list[Sample], config: Config, batch_size: int = 8, progress=False):
-    """Yields (sample, frame, heatmap (Ho, Wo), detections down to AP_THRESHOLD in frame pixels)."""
+    """Yields (sample, frame, heatmap (Ho, Wo), or (Ho, Wo, 2) with a hand map, detections down to
+    AP_THRESHOLD in frame pixels)."""
     label = detection_label(config)
     chunks = range(0, len(samples), batch_size)
     if progress:
@@ -55,7 +57,8 @@ def predict_samples(model, samples: list[Sample], config: Config, batch_size: in
         frames = [read_image(s.path) for s in batch]
         boxed = [apply_letterbox(f, config.input_size) for f in frames]
         inputs = np.stack([image for image, _ in boxed]).astype(np.float32)
-        heatmaps = keras.ops.convert_to_numpy(model(inputs, training=False))[..., 0]
+        heatmaps = keras.ops.convert_to_numpy(model(inputs, training=False))
+        heatmaps = heatmaps if config.deploys_hand_map else heatmaps[..., 0]
         for sample, frame, (_, box), heatmap in zip(batch, frames, boxed, heatmaps):
             yield sample, frame, heatmap, heatmap_detections(heatmap, box, config, label)
 
@@ -64,21 +67,64 @@ def heatmap_detections(heatmap, box, config: Config, label: str | None = None) -
     """Detections of one heatmap down to AP_THRESHOLD, in the frame's pixels (box: its letterbox),
     radii calibrated by config.radius_knots."""
     return detect_hands(heatmap, box, label or detection_label(config), AP_THRESHOLD, config.stride,
-                        config.sigma_scale, config.min_sigma, config.radius_knots)
+                        config.sigma_scale, config.min_sigma, config.radius_knots, config.open_threshold)
 
 
-def match_samples(model, samples: list[Sample], config: Config, progress=False) -> list:
-    """match_image results for every sample, detections down to AP_THRESHOLD."""
-    return [
-        match_image(detections, sample.hands, frame.shape[:2], config.match_distance)
-        for sample, frame, _, detections in predict_samples(model, samples, config, progress=progress)
-    ]
+# The two things a detector is scored on: `open`, the open hands (the labels' positive hands; ignore
+# hands are ambiguous), and `every`, every hand (positive and ignore hands alike are to be found).
+TASKS = ("open", "every")
 
 
-def match_samples_tflite(path, samples: list[Sample], config: Config, num_threads: int | None = None) -> list:
-    """match_samples for an exported .tflite, run through handnet.runtime (as a game runs it)."""
-    return [match_image(detections, sample.hands, frame.shape[:2], config.match_distance)
-            for sample, frame, detections in detect_samples_tflite(path, samples, num_threads)]
+def task_threshold(config: Config, task: str) -> float:
+    """The threshold a task's detection scores are cut at: the every-hand map's score_threshold,
+    or for open hands with a hand map, its open_threshold."""
+    return config.open_threshold if task == "open" and config.deploys_hand_map else config.score_threshold
+
+
+def task_hands(hands, task: str) -> list:
+    """The annotated hands as a task counts them: for `every`, ignore hands become hands to find."""
+    if task == "open":
+        return list(hands)
+    return [dataclasses.replace(h, role="positive") if h.role == "ignore" else h for h in hands]
+
+
+def task_detections(detections, task: str, hand_threshold: float) -> list:
+    """What a task scores of a detector's hands: for `open`, those the detector reports
+    (score >= hand_threshold) ranked by how open they look (Detection.openness); a detector with
+    one map gives hand_threshold 0 (its score is its openness)."""
+    if task == "every":
+        return list(detections)
+    return [dataclasses.replace(d, score=d.openness) for d in detections if d.score >= hand_threshold]
+
+
+def task_view(sample: Sample, detections, task: str, config: Config) -> tuple[Sample, list]:
+    """(the sample with its hands as the task counts them, the detections the task scores) for a
+    detector under `config` (which tells whether it has a hand map, and its score_threshold)."""
+    floor = config.score_threshold if config.deploys_hand_map else 0.0
+    return (dataclasses.replace(sample, hands=tuple(task_hands(sample.hands, task))),
+            task_detections(detections, task, floor))
+
+
+def match_task(detections, sample: Sample, frame_hw, task: str, config: Config):
+    """match_image of one image for a task, by config's match rule and thresholds."""
+    sample, detections = task_view(sample, detections, task, config)
+    return match_image(detections, sample.hands, frame_hw, config.match_distance)
+
+
+def match_samples(model, samples: list[Sample], config: Config, progress=False, task: str = "open") -> list:
+    """match_image results of a task (TASKS) for every sample, detections down to AP_THRESHOLD."""
+    return [match_task(detections, sample, frame.shape[:2], task, config)
+            for sample, frame, _, detections in predict_samples(model, samples, config, progress=progress)]
+
+
+def match_samples_tflite(path, samples: list[Sample], config: Config, num_threads: int | None = None,
+                         tasks=("open",)) -> list | dict:
+    """match_samples for an exported .tflite, run through handnet.runtime (as a game runs it): the
+    open task's results, or with several tasks {task: results}."""
+    found = list(detect_samples_tflite(path, samples, num_threads))
+    results = {task: [match_task(d, sample, frame.shape[:2], task, config) for sample, frame, d in found]
+               for task in tasks}
+    return results[tasks[0]] if len(tasks) == 1 else results
 
 
 def detect_samples_tflite(path, samples: list[Sample], num_threads: int | None = None):
@@ -131,9 +177,9 @@ def save_worst(found: list, threshold: float, config: Config, count: int, png: P
 
 
 def evaluate_model(model, samples: list[Sample], config: Config, threshold: float | None = None,
-                   progress=False) -> dict:
-    threshold = config.score_threshold if threshold is None else threshold
-    return evaluate_matches(match_samples(model, samples, config, progress), threshold)
+                   progress=False, task: str = "open") -> dict:
+    threshold = task_threshold(config, task) if threshold is None else threshold
+    return evaluate_matches(match_samples(model, samples, config, progress, task), threshold)
 
 
 THRESHOLD_GRID = np.round(np.arange(AP_THRESHOLD, 0.95, 0.05), 2)  # from the lowest score detections keep
@@ -165,10 +211,11 @@ def fit_radius_knots(found, config: Config, bins: int = RADIUS_BINS) -> list[lis
     ratio of annotated to detected radius in `bins` groups of equal count by detected radius
     (network-input pixels). [] when fewer than 10 hands per group match."""
     pairs = []
+    task = "every" if config.deploys_hand_map else "open"  # the map that the peaks, so the radii, come from
     for sample, frame_hw, detections in found:
         box = fit_letterbox(frame_hw, config.input_size)
         shown = [d for d in detections if d.score >= config.score_threshold]
-        for hand in (h for h in sample.hands if h.role == "positive"):
+        for hand in (h for h in task_hands(sample.hands, task) if h.role == "positive"):
             best = nearest_within_reach(hand, shown, config.match_distance)
             if best is not None:
                 pairs.append((best.radius * math.sqrt(box.scale_x * box.scale_y), hand.radius / best.radius))
@@ -231,7 +278,10 @@ def main(argv=None) -> int:
                         "train / validation split, where --data are the folders it trained on (as train.py "
                         "drew it), else of the split the dataset declares (the built-in synthetic set's "
                         "validation scenes: val); default: every image")
-    parser.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    parser.add_argument("--task", choices=TASKS, default="open", help="open: the open hands, other hands "
+                        "ignored; every: every hand, open or not (default: %(default)s)")
+    parser.add_argument("--threshold", type=float, help="the task's score threshold (default: the model's; with a "
+                        "hand map, its open_threshold for open hands and score_threshold for every hand)")
     parser.add_argument("--group-size", type=int, metavar="N", help="consecutive files that the F1 interval "
                         "resamples together, as near-duplicates (default: the model's --group-size)")
     parser.add_argument("--out", help="metrics JSON (default: metrics-<data>.json beside the model)")
@@ -259,13 +309,14 @@ def main(argv=None) -> int:
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    threshold = config.score_threshold if args.threshold is None else args.threshold
+    threshold = task_threshold(config, args.task) if args.threshold is None else args.threshold
     if tflite:
         found = [(s, d) for s, _, d in detect_samples_tflite(model, samples)]
     else:
         found = [(s, d) for s, _, _, d in predict_samples(model, samples, config, progress=True)]
+    found = [task_view(s, d, args.task, config) for s, d in found]
     per_image = [match_image(d, s.hands, (s.height, s.width), config.match_distance) for s, d in found]
-    metrics = evaluate_matches(per_image, threshold)
+    metrics = {"task": args.task, **evaluate_matches(per_image, threshold)}
     interval = f1_interval(per_image, threshold, group_indices([s for s, _ in found], args.group_size or config.group_size))
     if interval:
         metrics["f1_interval"] = [round(v, 4) for v in interval]

@@ -31,6 +31,7 @@ import numpy as np
 from handnet import __version__
 from handnet.atomic import write_bytes
 from handnet.config import Config
+from handnet.peaks import OPEN, OTHER
 from handnet.runtime import METADATA_NAME
 
 # TFLite tensor types of weights, as numpy dtypes (schema.TensorType: FLOAT32, FLOAT16, INT32, INT8)
@@ -42,7 +43,18 @@ REPRESENTATIVE_FRAMES = 200
 
 
 def model_metadata(config: Config, mode: str, label: str) -> dict:
-    """What a game needs to use the file; handnet.runtime.ModelInfo reads it back."""
+    """What a game needs to use the file; handnet.runtime.ModelInfo reads it back. With a hand map
+    the output has two channels, the open-hand map and the every-hand map (docs/tflite.md); hands
+    are the every-hand map's peaks above score_threshold, labelled open where the open map
+    reaches open_threshold, else other."""
+    if config.deploys_hand_map:
+        return {**_metadata(config, mode, [OPEN, OTHER]), "open_threshold": config.open_threshold,
+                "output": {"name": "heatmaps", "stride": config.stride, "activation": "sigmoid",
+                           "channels": ["open", "hand"]}}
+    return _metadata(config, mode, [label])
+
+
+def _metadata(config: Config, mode: str, labels: list[str]) -> dict:
     return {
         "format": "handnet-tflite",
         "metadata_version": METADATA_VERSION,
@@ -53,7 +65,7 @@ def model_metadata(config: Config, mode: str, label: str) -> dict:
         "input": {"height": config.input_size[0], "width": config.input_size[1], "channels": 3,
                   "color": "BGR", "range": [0, 255], "resize": "letterbox", "pad_value": 0},
         "output": {"name": "heatmap", "stride": config.stride, "activation": "sigmoid"},
-        "labels": [label],
+        "labels": labels,
         "score_threshold": config.score_threshold,
         "sigma_scale": config.sigma_scale,
         "min_sigma": config.min_sigma,
@@ -76,10 +88,10 @@ def representative_frames(config: Config, count: int = REPRESENTATIVE_FRAMES) ->
 
 def fixed_size_model(model, config: Config):
     """The same network with its input fixed at config.input_size (TFLite wants static shapes)."""
-    from handnet.model import build_model  # noqa: PLC0415
+    from handnet.model import build_model, copy_weights  # noqa: PLC0415
 
     fixed = build_model(dataclasses.replace(config, backbone_weights="none"))
-    fixed.set_weights(model.get_weights())
+    copy_weights(model, fixed)
     return fixed
 
 

@@ -47,6 +47,7 @@ class KerasDetector:
         self.model, self.config = load_model(path)
         self.label = detection_label(self.config)
         self.score_threshold = self.config.score_threshold if score_threshold is None else float(score_threshold)
+        self.open_threshold = self.config.open_threshold
         self.timings: dict[str, float] = {}
 
     def detect(self, frame: np.ndarray):
@@ -56,10 +57,10 @@ class KerasDetector:
         image, box = apply_letterbox(frame, c.input_size)
         inputs = image[None].astype(np.float32)
         invoked = time.perf_counter()
-        heatmap = np.asarray(self.model(inputs, training=False))[0, ..., 0]
+        heatmap = np.asarray(self.model(inputs, training=False))[0]
         found = time.perf_counter()
-        hands = detect_hands(heatmap, box, self.label, self.score_threshold, c.stride, c.sigma_scale, c.min_sigma,
-                             c.radius_knots)
+        hands = detect_hands(heatmap if c.deploys_hand_map else heatmap[..., 0], box, self.label, self.score_threshold,
+                             c.stride, c.sigma_scale, c.min_sigma, c.radius_knots, self.open_threshold)
         self.timings = {"preprocess": 1000 * (invoked - started), "inference": 1000 * (found - invoked),
                         "peaks": 1000 * (time.perf_counter() - found)}
         return hands
@@ -114,7 +115,7 @@ class JsonLines:
 
 def hand_record(hand, tracked: bool) -> dict:
     record = {"x": round(hand.x, 2), "y": round(hand.y, 2), "radius": round(hand.radius, 2),
-              "score": round(hand.score, 4), "label": hand.label,
+              "score": round(hand.score, 4), "label": hand.label, "open_score": round(hand.openness, 4),
               "track_id": hand.track_id if tracked else None}
     if hand.gesture is not None:  # with infer.py --gestures
         record.update(gesture=hand.gesture, gesture_score=round(hand.gesture_score, 4))
@@ -152,10 +153,14 @@ class VideoOut:
 def run_live(detector, source: Source, tracker: HandTracker | None = None, show: bool = True,
              save: str | None = None, json_path: str | None = None, log=print, gestures=None) -> Summary:
     """Run until the source ends, q/Esc is pressed, the window closes or Ctrl-C. Writers are
-    closed and the window destroyed whatever happens. gestures: a GestureClassifier that labels
+    closed and the window destroyed whatever happens. Images (source.stills) are never tracked. gestures: a GestureClassifier that labels
     every detected hand (the tracker then votes over each track's last frames). Returns the
     Summary."""
     summary = Summary()
+    if tracker is not None and source.stills:
+        # Tracking would smooth each photo's hands towards the last photo's, by wall-clock time.
+        log("images are scored each on its own: no tracking across them")
+        tracker = None
     if show:
         try:
             open_window()

@@ -33,10 +33,24 @@ def nearest_within_reach(hand, detections, match_distance: float = 1.0):
     return min((d for d in detections if distance(d) <= reach(hand, match_distance)), key=distance, default=None)
 
 
-def match_image(detections, hands, frame_hw, match_distance: float = 1.0):
+MATCH_RULES = ("radius", "box")
+
+
+def within(det, hand, match_distance: float = 1.0, rule: str = "radius") -> bool:
+    """Whether a detection's centre is that hand: within reach of its centre (`radius`), or inside
+    its annotated box (`box`, the rule of issue 43's benchmark; hands without a box fall back to
+    `radius`)."""
+    if rule == "box" and hand.box:
+        x0, y0, x1, y1 = hand.box
+        return x0 <= det.x <= x1 and y0 <= det.y <= y1
+    return math.hypot(det.x - hand.x, det.y - hand.y) <= reach(hand, match_distance)
+
+
+def match_image(detections, hands, frame_hw, match_distance: float = 1.0, rule: str = "radius"):
     """Match one image. Returns (counted, truths):
     counted: [(score, is_true_positive, size)] for detections that count;
-    truths: [(size, matched_score or None)] for every positive hand."""
+    truths: [(size, matched_score or None)] for every positive hand.
+    rule: MATCH_RULES, which detections can be a hand (within); the nearest centre wins."""
     positives = [h for h in hands if h.role == "positive"]
     ignores = [h for h in hands if h.role == "ignore"]
     matched: dict[int, float] = {}
@@ -46,12 +60,12 @@ def match_image(detections, hands, frame_hw, match_distance: float = 1.0):
         best, best_dist = None, math.inf
         for k, hand in enumerate(positives):
             dist = math.hypot(det.x - hand.x, det.y - hand.y)
-            if k not in matched and dist <= reach(hand, match_distance) and dist < best_dist:
+            if k not in matched and within(det, hand, match_distance, rule) and dist < best_dist:
                 best, best_dist = k, dist
         if best is not None:
             matched[best] = det.score
             counted.append((det.score, True, size_of(positives[best].radius, frame_hw)))
-        elif not any(math.hypot(det.x - h.x, det.y - h.y) <= reach(h, match_distance) for h in ignores):
+        elif not any(within(det, h, match_distance, rule) for h in ignores):
             counted.append((det.score, False, size_of(det.radius, frame_hw)))
     truths = [(size_of(h.radius, frame_hw), matched.get(k)) for k, h in enumerate(positives)]
     return counted, truths

@@ -1,8 +1,9 @@
 """Model presets: functional Keras builders, one per preset, rebuilt from Config.
 
 Every model takes `image`: (B, H, W, 3) float32 BGR pixels in [0, 255] (OpenCV's frame order,
-normalised inside the model, so a game feeds frames as they come) and returns `heatmap`:
-(B, H/8, W/8, 1) float32 in [0, 1], bright where open hands are.
+normalised inside the model, so a game feeds frames as they come) and returns (B, H/8, W/8, C)
+float32 in [0, 1]: channel 0 (`heatmap`) bright where open hands are, and with Config.hand_map
+channel 1 (`every_hand`) bright where any hand is, open or not (output `heatmaps`).
 
 - `seed`: the seed network. VGG16 blocks 1-2 under keras.applications' layer names (so ImageNet
   weights load by name), then three 3x3 Conv2D(512), a max-pool and a 1x1 Conv2D to one channel.
@@ -44,6 +45,8 @@ def build_model(config: Config, flexible: bool = False, k=keras, **options) -> k
     if config.preset == "fast":
         options = {"stem_channels": config.stem_channels, **options}
     model = PRESETS[config.preset]((None, None) if flexible else config.input_size, k, **options)
+    if config.deploys_hand_map:
+        model = with_hand_map(model, k)
     if config.backbone_weights != "none":
         load_backbone_weights(model, config.backbone_weights)
     return model
@@ -109,30 +112,53 @@ def _heatmap_layer(k, name="heatmap", channels=1):
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
+def with_hand_map(model, k=keras):
+    """The network with a second output channel, a 1x1 head on the heatmap's features that lights
+    up every hand, open or not (the `every_hand` training head, kept): output `heatmaps`
+    (B, H', W', 2), the open-hand heatmap first."""
+    heatmap = model.get_layer("heatmap")
+    every_hand = _heatmap_layer(k, "every_hand")(heatmap.input)
+    stacked = k.layers.Concatenate(name="heatmaps", dtype="float32")([heatmap.output, every_hand])
+    return k.Model(model.input, stacked, name=model.name)
+
+
 def with_training_heads(model: keras.Model, heads) -> keras.Model:
     """The network as it trains: beside the heatmap, a 1x1 head on the heatmap's features for each
     name in `heads` (Config.training_heads' names, in their order): `every_hand` lights up every
-    annotated hand, open or not; `negatives` lights up annotated negatives such as faces and arms;
-    `segment` gives, per role, the share of each cell that shows things of that role.
-    Outputs (B, H', W', 1 + the heads' HEAD_OUTPUTS), the heatmap first. The heads share every
-    other layer; heatmap_only takes them off again."""
+    annotated hand, open or not (the model's own hand map where it has one); `negatives` lights
+    up annotated negatives such as faces and arms; `segment` gives, per role, the share of each
+    cell that shows things of that role. Outputs (B, H', W', 1 + the heads' HEAD_OUTPUTS), the
+    heatmap first. The heads share every other layer; deployed_copy keeps the network's own."""
     unknown = set(heads) - set(TRAINING_HEADS)
     if unknown:
         raise ValueError(f"unknown training heads {sorted(unknown)} (choose from {', '.join(TRAINING_HEADS)})")
     if not heads:
         return model
-    features = model.get_layer("heatmap").input
-    outputs = [_heatmap_layer(keras, name, HEAD_OUTPUTS[name])(features) for name in heads]
-    stacked = keras.layers.Concatenate(name="heatmap_and_heads", dtype="float32")([model.output, *outputs])
+    heatmap = model.get_layer("heatmap")
+    names = {layer.name for layer in model.layers}
+    outputs = [model.get_layer(name).output if name in names
+               else _heatmap_layer(keras, name, HEAD_OUTPUTS[name])(heatmap.input) for name in heads]
+    stacked = keras.layers.Concatenate(name="heatmap_and_heads", dtype="float32")([heatmap.output, *outputs])
     return keras.Model(model.input, stacked, name=model.name)
 
 
-def heatmap_only(model: keras.Model) -> keras.Model:
-    """The deployed network of a with_training_heads model (the same layers, the heatmap output
-    alone); any other model unchanged."""
-    if not set(TRAINING_HEADS) & {layer.name for layer in model.layers}:
-        return model
-    return keras.Model(model.input, model.get_layer("heatmap").output, name=model.name)
+def copy_weights(source: keras.Model, target: keras.Model, missing=()) -> list[str]:
+    """Set every layer of `target` that has weights from the layer of the same name in `source`
+    (layer order may differ: a training network's heads come in another order). Layers named in
+    `missing` may be absent from `source` and keep their own weights. Returns the names copied;
+    ValueError for any other absent layer or a shape that differs."""
+    sources = {layer.name: layer for layer in source.layers}
+    copied = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in sources:
+            if layer.name in missing:
+                continue
+            raise ValueError(f"no weights for layer '{layer.name}'")
+        layer.set_weights(sources[layer.name].get_weights())  # Keras refuses other counts or shapes
+        copied.append(layer.name)
+    return copied
 
 
 def conv_bn(x, filters, kernel, stride, name, k=keras):
@@ -192,7 +218,7 @@ def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
             if source.name != model.name:
                 raise ValueError(f"it holds '{source.name}', not '{model.name}'")
             check_stem(model, stem_channels_of(source))
-            model.set_weights(source.get_weights())  # Keras refuses weights of other counts or shapes
+            _say_new_heads(model, copy_weights(source, model, missing=TRAINING_HEADS))
         else:
             model.load_weights(path)
     except (ValueError, OSError) as err:
@@ -242,6 +268,13 @@ def check_stem(model: keras.Model, found: int | None) -> None:
                          f"(build it the same: --stem-channels {int(found)})")
 
 
+def _say_new_heads(model: keras.Model, copied: list[str]) -> None:
+    """A file from before the hand map starts a network that has one: say that the head is new."""
+    fresh = [layer.name for layer in model.layers if layer.name in TRAINING_HEADS and layer.name not in copied]
+    if fresh:
+        print(f"the start file has no {', '.join(fresh)} head: it starts from fresh weights")
+
+
 UNFOLD_FRAMES = 64  # training images (or crops) on which load_folded_weights unfolds batch-norms
 
 
@@ -252,7 +285,9 @@ def load_folded_weights(model: keras.Model, weights: dict, frames) -> None:
     mean and variance are those of the convolution's output over `frames`, and gamma and beta
     undo them. So inference starts where the file was, and training, which normalises with each
     batch's own statistics, starts close to it."""
-    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+             and not (layer.name in TRAINING_HEADS and layer.name not in weights)]  # a head it lacks starts afresh
+    _say_new_heads(model, [layer.name for layer in convs])
     for layer in convs:
         if layer.name not in weights:
             raise ValueError(f"no weights for layer '{layer.name}'")

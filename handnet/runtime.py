@@ -6,7 +6,7 @@
     detector = HandDetector("models/handnet-fast-int8.tflite", num_threads=2)
     ok, frame = cv2.VideoCapture(0).read()           # any size, BGR uint8
     for hand in detector.detect(frame):               # x, y, radius in the frame's pixels
-        print(hand.x, hand.y, hand.radius, hand.score, hand.label)
+        print(hand.x, hand.y, hand.radius, hand.score, hand.label, hand.open_score)  # "open" / "other"
 
     tracker = HandTracker()                           # stable ids and smoothing, for games
     hands = tracker.update(detector.detect(frame))    # TrackedHand: ... plus track_id
@@ -54,6 +54,14 @@ class ModelInfo:
     min_sigma: float
     raw: dict  # the whole record, as stored
     radius_knots: tuple = ()  # peaks.calibrate_radius; files from before 2026-12-04 have none
+    # Files with a hand map: output channels ("open", "hand") and the open map's threshold, which
+    # labels each hand open or other (peaks.detect_hands); files from before have one channel.
+    channels: tuple[str, ...] = ("open",)
+    open_threshold: float = 0.5
+
+    @property
+    def hand_map(self) -> bool:
+        return len(self.channels) > 1
 
     @classmethod
     def from_record(cls, record: dict) -> "ModelInfo":
@@ -64,6 +72,8 @@ class ModelInfo:
             score_threshold=float(record["score_threshold"]), sigma_scale=float(record["sigma_scale"]),
             min_sigma=float(record["min_sigma"]), raw=record,
             radius_knots=tuple(tuple(map(float, row)) for row in record.get("radius_knots", [])),
+            channels=tuple(record["output"].get("channels", record["labels"][:1])),
+            open_threshold=float(record.get("open_threshold", 0.5)),
         )
 
 
@@ -132,32 +142,40 @@ def _read_file(path) -> bytes:
 
 
 class HandDetector:
-    """A .tflite hand detector. detect(frame) -> [Detection(x, y, radius, score, label)].
+    """A .tflite hand detector. detect(frame) -> [Detection(x, y, radius, score, label, open_score)].
 
-    Handles float, uint8 and int8 models alike (the input is quantized and the heatmap
-    dequantized with the file's own parameters). num_threads: CPU threads for the interpreter
-    (None lets LiteRT choose). score_threshold: None uses the one saved in the model.
+    A file with a hand map finds every hand, each labelled "open" or "other" (a fist, a side
+    view); a file from before finds open hands alone. Handles float, uint8 and int8 models alike
+    (the input is quantized and the heatmaps dequantized with the file's own parameters).
+    num_threads: CPU threads for the interpreter (None lets LiteRT choose). score_threshold,
+    open_threshold: None uses the ones saved in the model.
     """
 
     TASK = "hands"
 
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None,
-                 score_threshold: float | None = None):
+                 score_threshold: float | None = None, open_threshold: float | None = None):
         _open_model(self, model_path, num_threads, score_threshold)  # timings: preprocess, inference, peaks
+        self.open_threshold = self.info.open_threshold if open_threshold is None else float(open_threshold)
+        if self._output["shape"][-1] != len(self.info.channels):
+            raise ValueError(f"{model_path}: {self._output['shape'][-1]} output channels, its metadata names "
+                             f"{len(self.info.channels)} ({', '.join(self.info.channels)})")
 
     @property
     def input_dtype(self) -> np.dtype:
         return np.dtype(self._input["dtype"])
 
     def heatmap(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """(Ho, Wo) float32 heatmap in [0, 1] of a BGR uint8 frame, and the letterbox used."""
+        """The heatmaps of a BGR uint8 frame, float32 in [0, 1]: (Ho, Wo), or (Ho, Wo, 2), the open
+        and the every-hand map, for a file with a hand map; and the letterbox used."""
         check_frame(frame)
         started = time.perf_counter()
         image, box = apply_letterbox(frame, self.info.input_size)
         self._interpreter.set_tensor(self._input["index"], _quantize(image[None], self._input))
         invoked = time.perf_counter()
         self._interpreter.invoke()
-        raw = self._interpreter.get_tensor(self._output["index"])[0, ..., 0]
+        raw = self._interpreter.get_tensor(self._output["index"])[0]
+        raw = raw if self.info.hand_map else raw[..., 0]
         self.timings["preprocess"] = 1000 * (invoked - started)
         self.timings["inference"] = 1000 * (time.perf_counter() - invoked)
         return _dequantize(raw, self._output), box
@@ -168,7 +186,7 @@ class HandDetector:
         started = time.perf_counter()
         info = self.info
         hands = detect_hands(heatmap, box, info.labels[0], self.score_threshold, info.stride,
-                             info.sigma_scale, info.min_sigma, info.radius_knots)
+                             info.sigma_scale, info.min_sigma, info.radius_knots, self.open_threshold)
         self.timings["peaks"] = 1000 * (time.perf_counter() - started)
         return hands
 

@@ -49,6 +49,7 @@ class Source:
     """Iterable of Frames. live: frames come in real time and may be dropped."""
 
     live = False
+    stills = False  # unrelated photos, not a video: each is scored on its own, never tracked
     fps: float | None = None
 
     def __init__(self):
@@ -83,6 +84,8 @@ def open_source(spec: str) -> Source:
 
 class ImageSource(Source):
     """Image files in order; an unreadable one still yields a Frame (image None, error set)."""
+
+    stills = True
 
     def __init__(self, paths: list[Path], origin: Path):
         super().__init__()

@@ -30,11 +30,16 @@ class TrackedHand:
     y: float
     radius: float  # smoothed, frame pixels
     score: float  # this frame's detection score
-    label: str
+    label: str  # the track's label ("open" / "other"), which changes only after label_frames frames in a row
     track_id: int  # stable while the hand stays in view; never reused
     age: int  # frames this track has been seen in, this one included
     gesture: str | None = None  # the vote of the track's last gesture_votes gestures, if classified
     gesture_score: float = 0.0  # mean score of the winning gesture's votes
+    open_score: float | None = None  # this frame's detection's open_score
+
+    @property
+    def openness(self) -> float:
+        return self.score if self.open_score is None else self.open_score
 
 
 class OneEuroFilter:
@@ -83,11 +88,23 @@ class _Track:
     age: int = 1
     missed: int = 0
     gestures: collections.deque = dataclasses.field(default_factory=collections.deque)  # (name, score)
+    challenger: str = ""  # a label other than the track's, seen in the last `challenges` frames in a row
+    challenges: int = 0
 
     def observe(self, det: Detection, t: float) -> None:
         fx, fy, fr = self.filters
         self.x, self.y, self.radius = fx(det.x, t), fy(det.y, t), fr(det.radius, t)
-        self.label = det.label
+
+    def relabel(self, label: str, frames: int) -> None:
+        """Take `label` once it has been seen `frames` frames in a row: hysteresis, so one noisy
+        frame does not turn a grab (a fist, `other`) into a release (open) and back."""
+        if label == self.label:
+            self.challenger, self.challenges = "", 0
+            return
+        self.challenges = self.challenges + 1 if label == self.challenger else 1
+        self.challenger = label
+        if self.challenges >= frames:
+            self.label, self.challenger, self.challenges = label, "", 0
 
     def vote(self) -> tuple[str | None, float]:
         """The most frequent recent gesture (ties: the latest of them) and its mean score."""
@@ -109,6 +126,8 @@ class TrackerConfig:
     gesture_votes: int = 5  # a track's gesture is the vote of its last N frames; 1 = no voting
     min_age: int = 1  # frames a track must be seen in before it is reported: 2 or 3 hide one-frame
     # false alarms at a frame or two of delay for a new hand; 1 reports every detection at once
+    label_frames: int = 2  # frames in a row a track must be seen with a new label (open / other) before
+    # it takes it; 1 follows every frame's detection
 
 
 class HandTracker:
@@ -117,8 +136,9 @@ class HandTracker:
     def __init__(self, config: TrackerConfig | None = None, **options):
         self.config = dataclasses.replace(config or TrackerConfig(), **options)
         c = self.config
-        if c.max_distance <= 0 or c.max_missed < 0 or c.gesture_votes < 1 or c.min_age < 1:
-            raise ValueError("HandTracker needs max_distance > 0, max_missed >= 0, gesture_votes >= 1 and min_age >= 1")
+        if c.max_distance <= 0 or c.max_missed < 0 or c.gesture_votes < 1 or c.min_age < 1 or c.label_frames < 1:
+            raise ValueError("HandTracker needs max_distance > 0, max_missed >= 0, gesture_votes >= 1, min_age >= 1 "
+                             "and label_frames >= 1")
         self._tracks: list[_Track] = []
         self._next_id = 1
 
@@ -137,6 +157,7 @@ class HandTracker:
                 track.observe(det, t)
             else:
                 self._copy(track, det)
+            track.relabel(det.label, self.config.label_frames)
             track.age += 1
             track.missed = 0
             self._record_gesture(track, det)
@@ -181,7 +202,7 @@ class HandTracker:
 
     @staticmethod
     def _copy(track: _Track, det: Detection) -> None:
-        track.x, track.y, track.radius, track.label = det.x, det.y, det.radius, det.label
+        track.x, track.y, track.radius = det.x, det.y, det.radius
 
     def _record_gesture(self, track: _Track, det: Detection) -> None:
         if det.gesture is not None:
@@ -193,4 +214,4 @@ class HandTracker:
     def _hand(track: _Track, det: Detection) -> TrackedHand:
         gesture, gesture_score = track.vote()
         return TrackedHand(track.x, track.y, track.radius, det.score, track.label, track.track_id, track.age,
-                           gesture, gesture_score)
+                           gesture, gesture_score, det.open_score)

@@ -40,15 +40,15 @@ from handnet.distribute import (
 )
 from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import (
-    best_threshold, cross_fit_cuts, fit_radius_knots, format_metrics, heatmap_detections, match_samples_tflite,
-    predict_samples,
+    TASKS, best_threshold, cross_fit_cuts, fit_radius_knots, format_metrics, heatmap_detections, match_samples_tflite,
+    match_task, predict_samples, task_threshold,
 )
 from handnet.export import export_model
 from handnet.letterbox import fit_letterbox
-from handnet.metrics import evaluate_matches, f1_interval, match_image
+from handnet.metrics import evaluate_matches, f1_interval
 from handnet.losses import training_loss
 from handnet.model import (
-    UNFOLD_FRAMES, adopt_stem_channels, build_model, check_init_file, check_size, heatmap_only, load_init_weights,
+    UNFOLD_FRAMES, adopt_stem_channels, build_model, check_init_file, check_size, copy_weights, load_init_weights,
     with_training_heads,
 )
 from handnet.synthetic import dense_train_count, generate_dataset, generator_record
@@ -232,9 +232,7 @@ def train(config: Config, resume: bool = False) -> dict:
         if not chief:
             shutil.rmtree(run, ignore_errors=True)
             return {}
-        model = heatmap_only(model)  # the training heads only train
-        if precision != "float32" or config.strategy != "default":
-            model = plain_copy(model, config)
+        model = plain_copy(model, config)  # the training-only heads come off here
     finally:
         set_precision("float32")  # the process-wide policy never outlives the run, failed or not
     return finish_run(model, config, run, distinct_train, val_samples or distinct_train, started,
@@ -378,7 +376,7 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
     if config.tune_threshold:
         config.radius_knots = []  # fitted on detections with uncalibrated radii
     predicted = heatmaps_of(model, evaluated, config)
-    cuts, halves = None, None
+    cuts, halves, task_cuts = None, None, {}
     if config.tune_threshold:
         first = two_folds(evaluated, config) if evaluated_on == "validation" else None
         if first is None:
@@ -387,25 +385,36 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
         else:
             tuning, source = predicted, f"the {len(predicted)} validation images"
         found = detections_of(tuning, config)
-        tuned = matches_of(found, config)
         chosen = tuned_on(config, [sample for sample, _, _ in found])
         if config.tune_on and not has_hands_to_find([sample for (sample, _, _), c in zip(found, chosen) if c]):
             print(f"no hands to find among the {source} from {', '.join(config.tune_on)}: tuned on all of them")
             chosen = [True] * len(found)
-        config.score_threshold = best_threshold([m for m, c in zip(tuned, chosen) if c])
+        # With a hand map, the every-hand map's threshold first (which hands are reported), then the
+        # open map's among the hands it reports.
+        for task in ("every", "open") if config.deploys_hand_map else ("open",):
+            tuned = matches_of(found, config, task)
+            best = best_threshold([m for m, c in zip(tuned, chosen) if c])
+            setattr(config, "open_threshold" if task == "open" and config.deploys_hand_map else "score_threshold", best)
+            if first is not None:
+                task_cuts[task] = cross_fit_cuts(tuned, first, chosen)
         if not all(chosen):
             source = f"{sum(chosen)} of {source} ({', '.join(config.tune_on)})"
         config.radius_knots = fit_radius_knots(found, config)
         config.save(run / "config.json")
-        print(f"score threshold {config.score_threshold:g} (best F1 on {source}); radius factors "
+        opened = f", open threshold {config.open_threshold:g}" if config.deploys_hand_map else ""
+        print(f"score threshold {config.score_threshold:g}{opened} (best F1 on {source}); radius factors "
               f"{config.radius_knots[1] if config.radius_knots else 'none (too few hands)'} at radii "
               f"{config.radius_knots[0] if config.radius_knots else '-'} px")
         if first is not None:
-            cuts, halves = cross_fit_cuts(tuned, first, chosen)
-    per_image = matches_of(detections_of(predicted, config), config)
-    metrics = evaluate_matches(per_image, config.score_threshold, cuts)
-    interval = f1_interval(per_image, config.score_threshold, group_indices(evaluated, config.group_size), cuts,
-                           seed=config.seed)
+            cuts, halves = task_cuts["open"]
+    found = detections_of(predicted, config)
+    per_image = matches_of(found, config)
+    metrics = evaluate_matches(per_image, task_threshold(config, "open"), cuts)
+    if config.deploys_hand_map:
+        every_cuts = task_cuts["every"][0] if "every" in task_cuts else None
+        metrics["every_hand"] = evaluate_matches(matches_of(found, config, "every"), config.score_threshold, every_cuts)
+    interval = f1_interval(per_image, task_threshold(config, "open"), group_indices(evaluated, config.group_size),
+                           cuts, seed=config.seed)
     if interval:
         metrics["f1_interval"] = [round(v, 4) for v in interval]  # 95%, resampling groups of files
     metrics["threshold_tuned_on"] = None if not config.tune_threshold else "validation" if cuts else "training"
@@ -420,7 +429,7 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
         metrics["per_dataset"] = {}
         for root in config.data:
             part = [k for k, sample in enumerate(evaluated) if _under(sample.path, root)]
-            metrics["per_dataset"][root] = evaluate_matches([per_image[k] for k in part], config.score_threshold,
+            metrics["per_dataset"][root] = evaluate_matches([per_image[k] for k in part], task_threshold(config, "open"),
                                                             None if cuts is None else [cuts[k] for k in part])
     save_val_samples(model, evaluated, config, run / "val_samples.png")
     print(format_metrics(metrics))
@@ -461,9 +470,9 @@ def heatmaps_of(model, samples: list[Sample], config: Config) -> list:
     return [(sample, frame.shape[:2], heatmap) for sample, frame, heatmap, _ in predict_samples(model, samples, config)]
 
 
-def matches_of(found, config: Config) -> list:
-    """match_image results of [(sample, frame (H, W), detections)]."""
-    return [match_image(detections, sample.hands, frame_hw, config.match_distance) for sample, frame_hw, detections in found]
+def matches_of(found, config: Config, task: str = "open") -> list:
+    """match_image results of a task (evaluate.TASKS) of [(sample, frame (H, W), detections)]."""
+    return [match_task(detections, sample, frame_hw, task, config) for sample, frame_hw, detections in found]
 
 
 def detections_of(predicted, config: Config) -> list:
@@ -474,11 +483,12 @@ def detections_of(predicted, config: Config) -> list:
 
 
 def plain_copy(model: keras.Model, config: Config) -> keras.Model:
-    """The trained network as a float32 model outside any distribution strategy: what is saved,
-    evaluated and exported, the same whichever way it was trained."""
+    """The trained network as deployed (the training-only heads off, the hand map kept where the
+    config has one), a float32 model outside any distribution strategy: what is saved, evaluated
+    and exported, the same whichever way it was trained."""
     set_precision("float32")
     plain = build_model(config, flexible=True)
-    plain.set_weights(model.get_weights())
+    copy_weights(model, plain)
     return plain
 
 
@@ -486,9 +496,15 @@ def export_int8(model, config: Config, run: Path, evaluated, cuts=None) -> dict:
     """Write model-int8.tflite and measure it on the same images, and at the same thresholds
     (cuts: evaluate_matches), as the Keras model."""
     path = export_model(model, config, "int8", run / "model-int8.tflite")
-    figures = evaluate_matches(match_samples_tflite(path, evaluated, config), config.score_threshold, cuts)
+    matched = match_samples_tflite(path, evaluated, config, tasks=TASKS)
+    figures = evaluate_matches(matched["open"], task_threshold(config, "open"), cuts)
     print(f"int8 export {path} ({path.stat().st_size / 1024:.0f} KiB): {_figures_line(figures)}")
-    return {key: figures[key] for key in ("precision", "recall", "f1", "ap", "hands")}
+    kept = {key: figures[key] for key in ("precision", "recall", "f1", "ap", "hands")}
+    if config.deploys_hand_map:
+        every = evaluate_matches(matched["every"], config.score_threshold)
+        print(f"int8 every hand: {_figures_line(every)}")
+        kept["every_hand"] = {key: every[key] for key in ("precision", "recall", "f1", "ap", "hands")}
+    return kept
 
 
 def _figures_line(figures: dict) -> str:
@@ -518,7 +534,8 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
 
 
 def save_val_samples(model, samples, config: Config, path: Path, count: int = 6) -> None:
-    """A PNG of rows: letterboxed image with hands | target heatmap | predicted heatmap + peaks."""
+    """A PNG of rows: letterboxed image with hands | target heatmap | predicted heatmap (and with a
+    hand map, the predicted every-hand map)."""
     picked = [samples[i] for i in np.linspace(0, len(samples) - 1, min(count, len(samples))).astype(int)]
     rows = []
     for sample, frame, heatmap, detections in predict_samples(model, picked, config):
@@ -527,7 +544,7 @@ def save_val_samples(model, samples, config: Config, path: Path, count: int = 6)
         rows.append([
             draw_hands(frame, sample.hands, shown),
             heatmap_to_bgr(y_true[..., 0], frame.shape[:2], y_true[..., 1]),
-            heatmap_to_bgr(heatmap, frame.shape[:2]),
+            *(heatmap_to_bgr(channel, frame.shape[:2]) for channel in np.moveaxis(np.atleast_3d(heatmap), -1, 0)),
         ])
     # Frames differ in size across datasets: bring every tile to the first one's size.
     h, w = rows[0][0].shape[:2]

@@ -72,8 +72,9 @@ def disk_scene(rng, height=TOY_SIZE[0], width=TOY_SIZE[1]):
 
 @pytest.fixture(scope="session")
 def toy(tmp_path_factory):
-    """(model, config, frames): a tiny fast model that has learned to light up bright disks, its
-    config (whose data is a dataset folder of such scenes, for QAT), and six test frames."""
+    """(model, config, frames): a tiny fast model that has learned to light up bright disks in
+    both its maps (every disk is an open hand), its config (whose data is a dataset folder of such
+    scenes, for QAT), and six test frames."""
     import keras
 
     from handnet.config import Config
@@ -96,7 +97,8 @@ def toy(tmp_path_factory):
         targets.append(np.stack([heat, weight], -1))
     model = build_model(config)
     model.compile(keras.optimizers.Adam(3e-3), loss=keras.losses.BinaryCrossentropy())
-    model.fit(np.stack(images), np.stack(targets)[..., :1], batch_size=8, epochs=25, verbose=0)
+    heat = np.stack(targets)[..., :1]
+    model.fit(np.stack(images), np.concatenate([heat, heat], -1), batch_size=8, epochs=25, verbose=0)
     (folder / "hands.json").write_text(json.dumps({"format": "handnet", "version": 1, "images": entries}))
     frames = [disk_scene(rng)[0] for _ in range(6)]
     return model, config, frames

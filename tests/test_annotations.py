@@ -25,7 +25,8 @@ def test_label_override_with_wildcard(native_dataset):
 
 
 def test_box_rule_is_centre_and_half_shorter_side():
-    assert box_to_hand(10, 20, 50, 120, "hello") == Hand(30, 70, 20, "hello")
+    assert box_to_hand(10, 20, 50, 120, "hello") == Hand(30, 70, 20, "hello", box=(10, 20, 50, 120))
+    assert box_to_hand(50, 120, 10, 20, "hello").box == (10, 20, 50, 120)  # corners in any order
 
 
 def test_voc_reader(tmp_path):
@@ -38,7 +39,8 @@ def test_voc_reader(tmp_path):
         "<ymax>360</ymax></bndbox></object></annotation>")
     assert detect_format(root) == "voc"
     (sample,) = load_samples(root, "hello=positive,*=ignore")
-    assert sample.hands == (Hand(150, 150, 50, "hello", "positive"), Hand(320, 330, 20, "fist", "ignore"))
+    assert sample.hands == (Hand(150, 150, 50, "hello", "positive", (100, 50, 200, 250)),
+                            Hand(320, 330, 20, "fist", "ignore", (300, 300, 340, 360)))
 
 
 def test_yolo_reader_with_splits_and_missing_label_files(tmp_path):
@@ -51,8 +53,12 @@ def test_yolo_reader_with_splits_and_missing_label_files(tmp_path):
     (root / "train/labels/a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.25 0.25 0.1 0.1\n")
     assert detect_format(root) == "yolo"
     a, b = load_samples(root, "five=positive,fist=ignore")
-    assert a.hands == (Hand(100, 50, 20, "five", "positive"), Hand(50, 25, 5, "fist", "ignore"))
+    assert a.hands == (Hand(100, 50, 20, "five", "positive", (80, 30, 120, 70)),
+                       Hand(50, 25, 5, "fist", "ignore", (40, 20, 60, 30)))
     assert b.hands == ()  # no label file: no hands, by YOLO's convention
+    # a split folder is a dataset of its own, its classes named by the set's data.yaml above it
+    (only,) = load_samples(root / "train", "five=positive,fist=ignore")
+    assert only.hands == a.hands
 
 
 def test_coco_reader(tmp_path):
@@ -65,7 +71,7 @@ def test_coco_reader(tmp_path):
     }))
     assert detect_format(root) == "coco"
     (sample,) = load_samples(root, DEFAULT_LABELS)
-    assert sample.hands == (Hand(25, 40, 15, "open", "positive"),)
+    assert sample.hands == (Hand(25, 40, 15, "open", "positive", (10, 20, 40, 60)),)
 
 
 def _expect_error(root, match, labels=DEFAULT_LABELS):

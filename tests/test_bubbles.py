@@ -14,8 +14,24 @@ from bubbles import Bubble, BubbleGame  # noqa: E402
 from handnet.tracking import TrackedHand  # noqa: E402
 
 
-def hand(x, y, radius=30.0):
-    return TrackedHand(x, y, radius, 0.9, "open", 1, 1)
+def hand(x, y, radius=30.0, label="open", track_id=1):
+    return TrackedHand(x, y, radius, 0.9, label, track_id, 1)
+
+
+def test_a_fist_grabs_a_bubble_carries_it_and_opening_pops_it_for_two():
+    game = BubbleGame(400, 300, seconds=10)
+    game.bubbles = [Bubble(100, 100, 20, 50, 0), Bubble(300, 100, 20, 50, 0)]
+    game._until_spawn = 99.0
+    assert game.update([hand(110, 100, label="other")], 0.1) == 0
+    assert game.bubbles[0].held_by == 1 and game.bubbles[1].held_by is None
+    game.update([hand(200, 250, label="other")], 0.1)  # carried with the fist, not rising
+    assert (game.bubbles[0].x, game.bubbles[0].y) == (200, 250) and game.bubbles[1].y < 100
+    assert game.update([hand(300, 95, label="other", track_id=2), hand(200, 250, label="other")], 0.1) == 0
+    assert game.bubbles[1].held_by == 2, "a second fist grabs the other bubble"
+    assert game.update([hand(200, 250, label="open"), hand(300, 95, label="other", track_id=2)], 0.1) == 1
+    assert game.score == 2 and len(game.bubbles) == 1
+    game.update([], 0.1)  # the hand that held it is gone: the bubble floats on
+    assert game.bubbles[0].held_by is None and game.score == 2
 
 
 def test_a_hand_on_a_bubble_pops_it_and_scores():

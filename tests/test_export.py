@@ -17,10 +17,12 @@ from handnet.letterbox import apply_letterbox
 from handnet.runtime import HandDetector, read_model_info
 # Largest heatmap difference allowed against Keras fp32, per mode (heatmap values are in [0, 1]).
 TOLERANCE = {"fp32": 1e-4, "fp16": 0.02, "dynamic": 0.08, "int8": 0.08}
+SIZE_OUT = (SIZE[0] // 8, SIZE[1] // 8)
 
 
 def keras_heatmap(model, frame):
-    return keras.ops.convert_to_numpy(model(frame[None].astype(np.float32), training=False))[0, ..., 0]
+    """(Ho, Wo, 2): the open-hand and every-hand maps of the toy model."""
+    return keras.ops.convert_to_numpy(model(frame[None].astype(np.float32), training=False))[0]
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +53,45 @@ def test_every_mode_agrees_with_keras(toy, exported, mode):
         assert heatmap.max() == pytest.approx(expected.max(), abs=TOLERANCE[mode])
         box = apply_letterbox(frame, SIZE)[1]
         want = detect_hands(expected, box, "open", config.score_threshold, config.stride,
-                            config.sigma_scale, config.min_sigma)
+                            config.sigma_scale, config.min_sigma, (), config.open_threshold)
         got = detector.detect(frame)
         assert len(got) == len(want), mode
         for a, b in zip(sorted(got, key=lambda d: d.x), sorted(want, key=lambda d: d.x)):
             assert abs(a.x - b.x) <= 2 and abs(a.y - b.y) <= 2 and abs(a.score - b.score) <= TOLERANCE[mode]
+            assert abs(a.open_score - b.open_score) <= TOLERANCE[mode] and a.label == b.label == "open"
+
+
+def test_the_file_carries_both_maps_and_labels_hands_open_or_other(toy, exported):
+    _, config, frames = toy
+    detector = HandDetector(exported["int8"])
+    assert detector.info.hand_map and detector.info.channels == ("open", "hand")
+    assert detector.info.labels == ("open", "other") and detector.open_threshold == config.open_threshold
+    hands = [h for f in frames for h in detector.detect(f)]
+    assert hands and all(h.label == "open" for h in hands)  # every toy disk is an open hand
+    # An open map that never reaches the threshold makes the same hands `other`, found as before.
+    strict = HandDetector(exported["int8"], open_threshold=1.01)
+    others = [h for f in frames for h in strict.detect(f)]
+    assert [(h.x, h.y, h.score) for h in others] == [(h.x, h.y, h.score) for h in hands]
+    assert all(h.label == "other" for h in others)
+
+
+def test_a_file_without_a_hand_map_behaves_as_before(toy, tmp_path):
+    """Files exported before the hand map keep loading: one channel, every hand labelled by the
+    model's one label, open_score its score."""
+    model, config, frames = toy
+    old_config = dataclasses.replace(config, hand_map=False)
+    one_map = keras.Model(model.input, model.get_layer("heatmap").output)
+    path = export_model(one_map, old_config, "fp32", tmp_path / "old.tflite")
+    detector = HandDetector(path)
+    assert not detector.info.hand_map and detector.info.labels == ("open",)
+    for frame in frames:
+        heatmap, box = detector.heatmap(frame)
+        assert heatmap.shape == SIZE_OUT
+        np.testing.assert_allclose(heatmap, keras_heatmap(model, frame)[..., 0], atol=TOLERANCE["fp32"])
+        want = detect_hands(heatmap, box, "open", config.score_threshold, config.stride, config.sigma_scale,
+                            config.min_sigma)
+        assert detector.detect(frame) == want
+        assert all(h.open_score == h.score and h.label == "open" for h in want)
 
 
 @pytest.mark.parametrize("mode", list(TOLERANCE))
@@ -153,7 +189,8 @@ def test_the_file_describes_itself(toy, exported):
     _, config, _ = toy
     info = read_model_info(exported["int8"])
     assert info.input_size == SIZE and info.stride == config.stride and info.preset == "fast"
-    assert info.labels == ("open",) and info.score_threshold == 0.5 and info.mode == "int8"
+    assert info.labels == ("open", "other") and info.score_threshold == 0.5 and info.mode == "int8"
+    assert info.raw["output"]["channels"] == ["open", "hand"] and info.open_threshold == config.open_threshold
     assert info.raw["input"]["color"] == "BGR" and info.raw["config"]["input_size"] == list(SIZE)
 
 
@@ -219,7 +256,7 @@ def test_qat_fine_tunes_and_exports_int8(toy, tmp_path):
     model, config, frames = toy
     twin = tf_keras_twin(model, config)
     # The tf_keras twin is the same network: same heatmap before any fine-tuning.
-    np.testing.assert_allclose(twin(frames[0][None].astype(np.float32), training=False).numpy()[0, ..., 0],
+    np.testing.assert_allclose(twin(frames[0][None].astype(np.float32), training=False).numpy()[0],
                                keras_heatmap(model, frames[0]), atol=1e-4)
     quantized = quantization_aware_finetune(model, config, epochs=1, steps=4, progress=False)
     tuned = {w.name: w.numpy() for w in quantized.weights}
@@ -233,7 +270,7 @@ def test_qat_fine_tunes_and_exports_int8(toy, tmp_path):
     detector = HandDetector(path)
     assert detector.info.mode == "qat" and detector.input_dtype == np.uint8
     for frame in frames:
-        expected = quantized(frame[None].astype(np.float32), training=False).numpy()[0, ..., 0]
+        expected = quantized(frame[None].astype(np.float32), training=False).numpy()[0]
         assert np.abs(detector.heatmap(frame)[0] - expected).max() <= 0.05
 
 

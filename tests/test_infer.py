@@ -46,7 +46,7 @@ def test_a_video_goes_through_headless_with_json_and_video_out(toy_run, video, t
     assert lines[3]["image"] is None and lines[3]["time"] == pytest.approx(3 / 15.0, abs=1e-3)
     moving_ids, still_ids = set(), set()
     for k, line in enumerate(lines):
-        assert set(line["hands"][0]) == {"x", "y", "radius", "score", "label", "track_id"}
+        assert set(line["hands"][0]) == {"x", "y", "radius", "score", "label", "open_score", "track_id"}
         moving = [h for h in line["hands"] if near(h, moving_centre(k))]
         still = [h for h in line["hands"] if near(h, STILL)]
         assert len(moving) == 1 and len(still) == 1 and len(line["hands"]) == 2, line
@@ -74,6 +74,32 @@ def test_a_folder_gets_a_line_per_image_even_without_hands(toy_run, tmp_path):
     assert len(lines[0]["hands"]) == 1 and near(lines[0]["hands"][0], STILL)
     assert lines[0]["hands"][0]["track_id"] is None
     assert lines[1]["hands"] == [] and lines[2]["hands"] == [] and "unreadable" in lines[2]["error"]
+
+
+def test_a_folder_of_photos_gives_each_image_the_hands_it_has_alone(toy_run, tmp_path):
+    """Photos are not a video: no tracking or smoothing across them (it pulled one photo's hand
+    towards the last photo's, by wall-clock time), so a folder run equals each image run alone."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for k, disks in enumerate([[STILL], [(60.0, 100.0, 15.0)], [STILL, (60.0, 100.0, 15.0)]]):
+        cv2.imwrite(str(folder / f"{k}.png"), disk_frame(rng, disks))
+    model = str(toy_run / "model-int8.tflite")
+    runs = []
+    for name in ("first", "second"):
+        assert infer.main(["--model", model, "--source", str(folder), "--headless", "--json", str(tmp_path / f"{name}.jsonl")]) == 0
+        runs.append(read_jsonl(tmp_path / f"{name}.jsonl"))
+    hands = lambda lines: [line["hands"] for line in lines]  # noqa: E731 (times differ from run to run)
+    assert hands(runs[0]) == hands(runs[1])
+    alone = []
+    for k in range(3):
+        assert infer.main(["--model", model, "--source", str(folder / f"{k}.png"), "--headless",
+                           "--json", str(tmp_path / f"{k}.jsonl")]) == 0
+        alone += read_jsonl(tmp_path / f"{k}.jsonl")
+    assert hands(runs[0]) == hands(alone)
+    assert all(h["track_id"] is None for line in runs[0] for h in line["hands"])
+    assert [len(line["hands"]) for line in runs[0]] == [1, 1, 2]
+    assert all(h["label"] == "open" and 0 <= h["open_score"] <= 1 for line in runs[0] for h in line["hands"])
 
 
 def test_a_stream_that_stops_delivering_exits_with_a_summary(toy_run, video, tmp_path, capsys):

@@ -131,3 +131,18 @@ def test_f1_interval_resamples_whole_groups():
     # Each image at its own threshold, as cross-fitted figures are.
     assert f1_interval([hit, hit], 0.5, [0, 1], cuts=[0.95, 0.5]) == pytest.approx((0.0, 1.0))
     assert f1_interval(mixed, 0.5, [0] * 4) is None  # one group: nothing to resample
+
+
+def test_the_box_rule_finds_a_hand_by_a_centre_inside_its_box():
+    """The benchmark's rule: a detection is the hand whose box holds its centre, however far from
+    the box's middle (a loose box takes in the forearm); hands without boxes fall back to reach."""
+    arm = Hand(100, 100, 20, "hello", "positive", box=(80, 60, 120, 200))
+    fist = Hand(300, 100, 20, "fist", "ignore", box=(280, 80, 320, 120))
+    dets = [Detection(100, 190, 10, 0.9, "open"), Detection(318, 118, 10, 0.8, "open"), Detection(100, 300, 10, 0.7, "open")]
+    counted, truths = match_image(dets, [arm, fist], (480, 640), rule="box")
+    assert [(score, tp) for score, tp, _ in counted] == [(0.9, True), (0.7, False)]  # the fist's is ignored
+    assert truths[0][1] == 0.9
+    counted, _ = match_image(dets, [arm, fist], (480, 640))  # by radius: 90 px from the centre is too far,
+    assert [tp for _, tp, _ in counted] == [False, False, False]  # and the fist's box corner beyond its reach
+    plain = Hand(100, 100, 20, "open")
+    assert match_image([Detection(110, 100, 5, 0.9, "open")], [plain], (480, 640), rule="box")[1][0][1] == 0.9

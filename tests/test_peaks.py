@@ -71,3 +71,33 @@ def test_radius_knots_scale_each_radius_by_its_interpolated_factor():
     scaled = detect_hands(heatmap, box, "open", 0.5, STRIDE, SCALE, MIN_SIGMA, ((1.0, 100.0), (1.5, 1.5)))
     assert len(plain) == len(scaled) == 1
     assert scaled[0].radius == pytest.approx(1.5 * plain[0].radius) and scaled[0].x == plain[0].x
+
+
+def test_a_saturated_top_is_one_peak_at_its_centroid():
+    """An int8 sigmoid stops at 255/256, so a near hand's blob can have a ragged flat top; its
+    touching cells are one hand, found where their middle is."""
+    heatmap = _gaussian((12, 16), 8.0, 5.0, 1.2) * 0.9
+    top = [(4, 7), (4, 8), (5, 6), (5, 7), (5, 8), (6, 7)]
+    for i, j in top:
+        heatmap[i, j] = 255 / 256 - 0.002 * (i + j) % 0.003  # within a uint8 step or two, not equal
+    (x, y, radius, score), = find_peaks(heatmap, 0.5, STRIDE, SCALE, MIN_SIGMA)
+    rows, cols = np.array(top).T
+    assert (x, y) == pytest.approx(((cols.mean() + 0.5) * STRIDE, (rows.mean() + 0.5) * STRIDE))
+    assert score == pytest.approx(heatmap.max())
+    # its width from the area above half the peak, as a Gaussian's: sigma 1.2 cells, roughly
+    assert radius == pytest.approx(1.2 * STRIDE / SCALE, rel=0.25)
+
+
+def test_with_a_hand_map_every_hand_is_found_and_labelled_by_the_open_map():
+    box = fit_letterbox((240, 320), (240, 320))
+    open_map = _gaussian((30, 40), 10.5, 10.5, 1.5, 0.9)  # one open hand; the fist has no open blob
+    hand_map = np.maximum(_gaussian((30, 40), 10.5, 10.5, 1.5, 0.95), _gaussian((30, 40), 30.5, 20.5, 1.5, 0.7))
+    maps = np.stack([open_map, hand_map], -1)
+    found = detect_hands(maps, box, "ignored", 0.5, STRIDE, SCALE, MIN_SIGMA, (), open_threshold=0.6)
+    assert [(d.label, round(d.x), round(d.y)) for d in found] == [("open", 84, 84), ("other", 244, 164)]
+    assert found[0].score == pytest.approx(0.95, abs=1e-4) and found[0].open_score == pytest.approx(0.9, abs=1e-4)
+    assert found[1].open_score < 0.01 and found[1].openness == found[1].open_score
+    # the open map may peak a cell away from the hand map: the nearest 3x3 cells count
+    shifted = np.stack([_gaussian((30, 40), 11.5, 10.5, 1.0, 0.9), hand_map], -1)
+    assert detect_hands(shifted, box, "", 0.5, STRIDE, SCALE, MIN_SIGMA, (), 0.6)[0].open_score == pytest.approx(0.9, abs=1e-3)
+    assert [d.label for d in detect_hands(maps, box, "", 0.8, STRIDE, SCALE, MIN_SIGMA, (), 0.6)] == ["open"]

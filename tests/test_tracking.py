@@ -120,3 +120,18 @@ def test_a_tracks_gesture_is_the_vote_of_its_last_frames():
     assert HandTracker().update([Detection(5, 5, 5, 0.9, "open")], t=0)[0].gesture is None
     with pytest.raises(ValueError, match="gesture_votes"):
         HandTracker(gesture_votes=0)
+
+
+def test_a_tracks_open_or_other_label_changes_only_after_label_frames_in_a_row():
+    tracker = HandTracker(smooth=False)  # label_frames 2 by default
+    labels = ["other", "other", "open", "other", "open", "open", "open", "other", "other"]
+    seen = [tracker.update([Detection(50, 50, 10, 0.9, label, open_score=0.1)], t=k / 30)[0].label
+            for k, label in enumerate(labels)]
+    # one noisy open frame does not release a grab; two in a row do
+    assert seen == ["other", "other", "other", "other", "other", "open", "open", "open", "other"]
+    at_once = HandTracker(smooth=False, label_frames=1)
+    assert [at_once.update([Detection(50, 50, 10, 0.9, label)], t=k / 30)[0].label
+            for k, label in enumerate(labels)] == labels
+    assert tracker.update([Detection(50, 50, 10, 0.9, "other", open_score=0.25)], t=1)[0].open_score == 0.25
+    with pytest.raises(ValueError, match="label_frames"):
+        HandTracker(label_frames=0)

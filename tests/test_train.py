@@ -75,7 +75,11 @@ def test_evaluate_cli_takes_the_exported_tflite(tiny_run, tiny_synthetic, tmp_pa
     assert evaluate.main(["--model", str(tiny_run / "model-int8.tflite"), "--data", str(tiny_synthetic),
                           "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
-    assert metrics["images"] == 24 and metrics["threshold"] == json.loads((tiny_run / "config.json").read_text())["score_threshold"]
+    saved = json.loads((tiny_run / "config.json").read_text())
+    assert metrics["images"] == 24 and metrics["task"] == "open" and metrics["threshold"] == saved["open_threshold"]
+    assert evaluate.main(["--model", str(tiny_run / "model-int8.tflite"), "--data", str(tiny_synthetic),
+                          "--task", "every", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["threshold"] == saved["score_threshold"]
 
 
 def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitted(tmp_path, tiny_synthetic, capsys):
@@ -88,22 +92,25 @@ def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitte
                        "--no-export", *TINY[:-4], "--epochs", "1"]) == 0
     assert "validation images); radius" in capsys.readouterr().out
     config, metrics = Config.load(out / "config.json"), json.loads((out / "metrics.json").read_text())
-    assert metrics["threshold_tuned_on"] == "validation" and metrics["threshold"] == config.score_threshold
+    assert metrics["threshold_tuned_on"] == "validation" and metrics["threshold"] == config.open_threshold
+    assert metrics["every_hand"]["threshold"] == config.score_threshold
     # The same figures, worked out again from the saved model and the split's own rule.
     model, _ = evaluate.load_model(out / "model.keras")
     _, val = split_samples(load_samples([str(tiny_synthetic)], config.labels), config.val_fraction,
                            config.group_size, config.seed)
+    # The every-hand map's threshold first, then the open map's among the hands it reports.
+    assert config.score_threshold == evaluate.best_threshold(evaluate.match_samples(model, val, config, task="every"))
     per_image = dict(zip((s.path for s in val), evaluate.match_samples(model, val, config)))
-    assert config.score_threshold == evaluate.best_threshold(list(per_image.values()))
+    assert config.open_threshold == evaluate.best_threshold(list(per_image.values()))
     halves = split_samples(val, 0.5, config.group_size, config.seed)
     best = [evaluate.best_threshold([per_image[s.path] for s in half]) for half in halves]
     assert metrics["half_thresholds"] == best
-    crossed = evaluate_matches([per_image[s.path] for s in halves[0] + halves[1]], config.score_threshold,
+    crossed = evaluate_matches([per_image[s.path] for s in halves[0] + halves[1]], config.open_threshold,
                                [best[1]] * len(halves[0]) + [best[0]] * len(halves[1]))
     assert (metrics["f1"], metrics["recall"], metrics["ap"]) == pytest.approx((crossed["f1"], crossed["recall"], crossed["ap"]))
     # Its F1 interval resamples the validation split's groups, each image at its cross-fitted cut.
     first = {s.path for s in halves[0]}
-    interval = f1_interval([per_image[s.path] for s in val], config.score_threshold, group_indices(val, config.group_size),
+    interval = f1_interval([per_image[s.path] for s in val], config.open_threshold, group_indices(val, config.group_size),
                            [best[1] if s.path in first else best[0] for s in val], seed=config.seed)
     assert metrics["f1_interval"] == pytest.approx(list(interval), abs=1e-4)
     assert metrics["f1_interval"][0] <= metrics["f1_interval"][1]
@@ -338,7 +345,7 @@ def test_init_from_an_exported_file_fine_tunes_its_network(tiny_run, tiny_synthe
     for image in sorted(Path(tiny_synthetic).glob("*.jpg"))[:4]:
         frame = cv2.imread(str(image))
         keras_map = keras.ops.convert_to_numpy(tuned(apply_letterbox(frame, (64, 96))[0][None].astype(np.float32)))
-        assert np.abs(keras_map[0, ..., 0] - detector.heatmap(frame)[0]).max() <= 0.08  # int8's tolerance
+        assert np.abs(keras_map[0] - detector.heatmap(frame)[0]).max() <= 0.08  # int8's tolerance
 
 
 def test_init_from_a_missing_or_foreign_model_is_a_clear_error(tmp_path, tiny_synthetic, capsys):
