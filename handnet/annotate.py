@@ -3,6 +3,7 @@
     python -m handnet.annotate datasets/mine
     python -m handnet.annotate datasets/mine --model runs/x/model-int8.tflite   # pre-annotate
     python -m handnet.annotate datasets/mine --files worst-mine.txt            # only these frames
+    .venv-teacher/bin/python -m handnet.annotate datasets/mine --teacher       # pre-annotate with MediaPipe
 
 Mouse: drag on empty ground to draw a hand (centre, then radius; a plain click places one of the
 last size); drag inside a hand to move it, on its rim to resize it; right-click deletes a hand.
@@ -342,6 +343,14 @@ def model_proposer(path: str, threshold: float | None = None):
     return lambda frame: [(d.x, d.y, d.radius, d.label) for d in detector.detect(frame)]
 
 
+def teacher_proposer():
+    """A `propose` function from MediaPipe Hands (handnet.teacher; its own environment)."""
+    from handnet.teacher import Teacher  # noqa: PLC0415
+
+    teacher = Teacher()
+    return lambda frame: [(h["x"], h["y"], h["radius"], h["label"]) for h in teacher.hands(frame)]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", help="folder of frames (hands.json is created or updated in it)")
@@ -349,13 +358,17 @@ def main(argv=None) -> int:
                                          "(default: the folder's own list, else open,other)")
     parser.add_argument("--model", help="pre-annotate frames not annotated yet with this detector")
     parser.add_argument("--threshold", type=float, help="score threshold for --model (default: the model's)")
+    parser.add_argument("--teacher", action="store_true", help="pre-annotate frames not annotated yet with MediaPipe "
+                        "Hands, open / other by finger extension (handnet.teacher; run from .venv-teacher)")
     parser.add_argument("--files", help="a text file of frames to visit, one per line "
                                         "(python -m handnet.evaluate --worst writes one)")
     args = parser.parse_args(argv)
     try:
         labels = parse_names(args.labels) if args.labels else None
         files = Path(args.files).read_text().split() if args.files else None
-        propose = model_proposer(args.model, args.threshold) if args.model else None
+        if args.model and args.teacher:
+            raise ValueError("--model and --teacher both pre-annotate: pick one")
+        propose = model_proposer(args.model, args.threshold) if args.model else teacher_proposer() if args.teacher else None
         annotator = Annotator(args.data, labels, propose, files)
         run_window(annotator)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
