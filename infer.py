@@ -5,11 +5,15 @@
     python infer.py --model runs/default/model.keras --source datasets/mine --headless --json hands.jsonl
     python infer.py --source 0 --gestures runs/gestures/gestures-int8.tflite
 
-The window shows each hand (circle of its radius, track id, label, score), the frame rate end to
-end and of the model alone, and milliseconds per stage; q or Esc quits. --json writes one line
-per frame or image: {"image", "frame", "time", "hands": [{"x", "y", "radius", "score", "label",
-"track_id"}]}, in the original frame's pixels; with --gestures, each hand also carries "gesture"
-(a known gesture or na, voted over the track's last frames) and "gesture_score".
+The window shows each hand (circle of its radius, track id, label, score; open hands magenta,
+other hands such as fists sky blue and dashed), the frame rate end to end and of the model
+alone, and milliseconds per stage; q or Esc quits. --json writes one line per frame or image:
+{"image", "frame", "time", "hands": [{"x", "y", "radius", "score", "label", "open_score",
+"track_id"}]}, in the original frame's pixels; label is "open" or "other" for a model with a hand
+map (the shipped one), whose score is the every-hand map's and open_score the open map's (a
+model without one finds open hands alone: open_score = score). With --gestures, each hand also
+carries "gesture" (a known gesture or na, voted over the track's last frames) and
+"gesture_score". Images (a folder, a file) are each scored on their own: no tracking across them.
 
 Exit codes: 0 done (source ended, q, Esc or Ctrl-C); 2 bad input (model, source, missing camera,
 no display); 3 a live source broke down (a camera that stopped delivering frames).

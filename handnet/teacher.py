@@ -44,7 +44,7 @@ MAX_HANDS = 6
 WRIST, THUMB, FINGERS = 0, (2, 3, 4), ((5, 6, 8), (9, 10, 12), (13, 14, 16), (17, 18, 20))
 # A human box takes in wrist and knuckles loosely; the landmarks' box is tighter. Measured on the
 # boxed real sets with --agree (docs/teacher.md): the median human radius over the landmarks'.
-RADIUS_SCALE = 1.0
+RADIUS_SCALE = 1.3
 
 
 def is_open(points: np.ndarray) -> bool:
