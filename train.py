@@ -26,8 +26,13 @@ HELP = {
             "into datasets/synthetic-seed1 and the like)",
     "data_repeats": "times each --data folder's training images recur per epoch, one number per folder "
                     "(default: once each); validation images never repeat",
-    "labels": "LABEL=ROLE,... with ROLE positive|ignore|negative; '*' matches any other label (name the "
-              "synthetic set's face and arm, or '*' maps them too)",
+    "labels": "LABEL=ROLE,... with ROLE positive (open hands) | ignore (other hands) | negative (background); "
+              "'*' matches any other label (name the synthetic set's face and arm, or '*' maps them too); "
+              "open-other: the one mapping of every real set (config.OPEN_HAND_LABELS)",
+    "hand_map": "keep the every-hand head as the network's second output, so detections are every hand, "
+                "labelled open or other (--no-hand-map: open hands alone, as files before it)",
+    "open_threshold": "with the hand map: a hand is open where the open-hand map reaches it (tuned on validation "
+                      "images unless --no-tune-threshold)",
     "skip_bad": "leave out unreadable images and broken annotations, each reported and listed in "
                 "runs/<name>/skipped.txt (default: stop at the first, naming it)",
     "strategy": "default | mirrored (all GPUs of this machine) | multiworker (several hosts, configured by "

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -35,7 +36,8 @@ import numpy as np
 from handnet.annotations import DatasetError, load_samples, read_image, spread
 from handnet.config import Config
 from handnet.evaluate import AP_THRESHOLD, TASKS, task_detections, task_hands, task_threshold
-from handnet.metrics import evaluate_matches, match_image
+from handnet.metrics import evaluate_matches, match_image, within
+from handnet.peaks import OPEN, OTHER
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "handnet-fast-int8.tflite"
@@ -109,6 +111,24 @@ def score(samples, found, hand_floor: float) -> dict:
             for task in TASKS}
 
 
+def label_counts(samples, found, threshold: float, rule: str = "box") -> dict:
+    """How a detector with a hand map labels the hands it finds at `threshold`: {"open": [labelled
+    open, found], "other": [labelled other, found]}, each annotated hand taking the detection
+    nearest its centre among those that are it (metrics.within)."""
+    counts = {"open": [0, 0], "other": [0, 0]}
+    for sample, detections in zip(samples, found):
+        shown = [d for d in detections if d.score >= threshold]
+        for hand in (h for h in sample.hands if h.role != "negative"):
+            near = [d for d in shown if within(d, hand, rule=rule)]
+            if not near:
+                continue
+            best = min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y))
+            truth = OPEN if hand.role == "positive" else OTHER
+            counts[truth][1] += 1
+            counts[truth][0] += best.label == truth
+    return counts
+
+
 def pr_curve(per_image) -> tuple[np.ndarray, np.ndarray]:
     """(recall, precision) over every score threshold, highest first."""
     counted = sorted((c for cs, _ in per_image for c in cs), key=lambda c: -c[0])
@@ -152,6 +172,8 @@ def benchmark(model: str, root: Path, sets=BENCH_SETS, blazepalm: str | None = N
             log(f"{bench.name}: {name} on {len(samples)} images")
             found, times = run_detector(detector.detect, samples)
             entry["ms"][name] = float(np.median(times))
+            if name == "handnet" and info.hand_map:
+                entry["labels"] = label_counts(samples, found, thresholds[name]["every"])
             for task, per_image in score(samples, found, floors[name]).items():
                 entry["rows"][task][name] = figures(per_image, thresholds[name][task])
                 recall, precision = pr_curve(per_image)
@@ -185,6 +207,19 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_labels(result: dict) -> str:
+    """The markdown table of how handnet labels the hands it finds (a model with a hand map)."""
+    lines = ["| set | open hands found | labelled open | other hands found | labelled other |", "|---|---|---|---|---|"]
+    for entry in result["sets"]:
+        if "labels" not in entry:
+            continue
+        (open_right, open_found), (other_right, other_found) = entry["labels"]["open"], entry["labels"]["other"]
+        share = lambda right, found: f"{right / found:.2f}" if found else "-"  # noqa: E731
+        lines.append(f"| {entry['name']} | {open_found} | {share(open_right, open_found)} | {other_found} | "
+                     f"{share(other_right, other_found)} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def plot_curves(result: dict, path: Path) -> None:
     """PR curves: a row per set, a column per task, one line per detector, a dot at its threshold."""
     import matplotlib  # noqa: PLC0415
@@ -205,12 +240,15 @@ def plot_curves(result: dict, path: Path) -> None:
                 ax.plot(recall, precision, color=colour, label=f"{name} AP {m['ap'] or 0:.2f}")
                 if m["recall"] is not None:
                     ax.plot([m["recall"]], [m["precision"]], "o", color=colour)
+            if not entry["rows"][task][next(iter(entry["rows"][task]))]["hands"]:
+                ax.text(0.5, 0.5, "no such hands here", ha="center", va="center", fontsize=9)
             ax.set_title(f"{entry['name']}: {TASK_NAMES[task]}", fontsize=9)
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("recall")
             ax.set_ylabel("precision")
-            ax.legend(fontsize=7, loc="lower left")
+            if ax.lines:
+                ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     from handnet.atomic import partial_file  # noqa: PLC0415
 
@@ -266,13 +304,16 @@ def main(argv=None) -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table = format_table(result)
+    table, labels = format_table(result), format_labels(result)
     thresholds = ", ".join(f"{name} {t['every']:g} / {t['open']:g}" for name, t in result["thresholds"].items())
     write_text(out / "benchmark.md", f"{table}\n\nThresholds (every hand / open hands): {thresholds}; "
-                                     f"{result['threads']} thread(s). Model: {result['model']}.\n")
+                                     f"{result['threads']} thread(s). Model: {result['model']}.\n"
+                                     + (f"\nLabels of the hands handnet finds:\n\n{labels}\n" if labels else ""))
     write_text(out / "benchmark.json", json.dumps(result) + "\n")
     plot_curves(result, out / "pr-curves.png")
     print(table)
+    if labels:
+        print(f"\n{labels}")
     print(f"wrote {out / 'benchmark.md'}, benchmark.json and pr-curves.png")
     return 0
 
