@@ -68,8 +68,8 @@ def training_targets(hands: np.ndarray, size_hw, config, roles: np.ndarray | Non
         if name == "segment":
             channels += segment_targets(roles, config.heatmap_size(size_hw))
             continue
-        roles = HEAD_ROLES[name]
-        shown = np.array([(x, y, r, roles[code]) for x, y, r, code in hands if code in roles], np.float32)
+        becomes = HEAD_ROLES[name]
+        shown = np.array([(x, y, r, becomes[code]) for x, y, r, code in hands if code in becomes], np.float32)
         channels += config_targets(shown.reshape(-1, 4), size_hw, config)
     return np.stack(channels, axis=-1)
 
