@@ -38,11 +38,8 @@ LABEL_PRESETS = {"open-other": OPEN_OTHER_LABELS}
 # Training-only 1x1 heads beside the heatmap (handnet.model.with_training_heads), in the order of
 # their channels in y_true and y_pred, each with the Config field that weighs its loss (0 = off)
 # and its number of output channels (in y_true, each head adds a weight channel after them).
-TRAINING_HEADS = {"every_hand": "aux_weight", "other_hand": "other_weight", "negatives": "negative_weight",
-                  "segment": "segment_weight"}
-HEAD_OUTPUTS = {"every_hand": 1, "other_hand": 1, "negatives": 1, "segment": len(ROLES)}
-# The deployed maps of a network with the hand map, in channel order (peaks.detect_hands reads them).
-MAP_CHANNELS = ("open", "hand", "other")
+TRAINING_HEADS = {"every_hand": "aux_weight", "negatives": "negative_weight", "segment": "segment_weight"}
+HEAD_OUTPUTS = {"every_hand": 1, "negatives": 1, "segment": len(ROLES)}
 
 # Output stride, default input (height, width) and what input sides must be multiples of, for each
 # model preset; model.py builds them (fast upsamples 1/16 back onto 1/8, so its sides are multiples of 16).
@@ -83,7 +80,6 @@ UNSAVED_BEFORE = {
     "epoch_val_images": 0,  # every validation image each epoch (2026-12-04)
     "stem_channels": 24,  # the fast preset's 1/4 stage was 24 channels wide (2026-12-04)
     "hand_map": False,  # the every-hand head trained only, the deployed network gave open hands alone
-    "other_weight": 0.0,  # no other-hand map (2026-12-07)
 }
 
 
@@ -137,11 +133,6 @@ class Config(SavedConfig):
     # detections come from it and carry an open score and label: a game sees fists and side views
     # too (handnet.peaks.detect_hands). Needs aux_weight > 0.
     hand_map: bool = True
-    # Weight of a focal loss on a head that lights up the `other` hands (the ignore role: fists,
-    # fingers, side views), open hands ignored in it as other hands are in the open map; kept in
-    # the deployed network beside the hand map, it tells a fist from an open palm (a hand is open
-    # only where the open map outshines it). 0 = no other-hand map.
-    other_weight: float = 1.0
     # Training only: weight of a focal loss on a third head, a heatmap of the annotated `negative`
     # things (the synthetic set's faces and arms), also dropped from the saved model. Naming what
     # the false alarms are: +0.6 and +0.8 points of F1 in the default run on two seeds
@@ -257,14 +248,6 @@ class Config(SavedConfig):
     def deploys_hand_map(self) -> bool:
         """Whether the deployed network has the every-hand map beside the open-hand one."""
         return self.hand_map and self.aux_weight > 0
-
-    @property
-    def map_channels(self) -> tuple[str, ...]:
-        """The deployed network's output channels, MAP_CHANNELS' names: open hands alone, or with
-        the hand map every hand too, and the other-hand map where it trains."""
-        if not self.deploys_hand_map:
-            return MAP_CHANNELS[:1]
-        return MAP_CHANNELS if self.other_weight > 0 else MAP_CHANNELS[:2]
 
     @property
     def stride(self) -> int:

@@ -7,10 +7,9 @@ exactly 1.0, which is what the focal loss counts as a positive. Around ignore ha
 is 0, so the network is free to light them up a little; positive blobs keep weight 1 where the
 two overlap.
 
-Training can add more targets, each a heatmap and weight after the heatmap's in y_true
+Training can add two more targets, each a heatmap and weight after the heatmap's in y_true
 (handnet.model.with_training_heads): every annotated hand, ignore ones included, as positive
-blobs (Config.aux_weight > 0), for a head that learns what any hand looks like; the ignore
-(other) hands as positive blobs and the open ones ignored (Config.other_weight > 0); then the
+blobs (Config.aux_weight > 0), for a head that learns what any hand looks like; then the
 annotated negatives (the synthetic set's faces and arms) as positive blobs (Config.negative_weight
 > 0), for a head that learns what the false alarms look like.
 """
@@ -41,14 +40,11 @@ def config_targets(hands: np.ndarray, size_hw, config) -> tuple[np.ndarray, np.n
                           config.min_sigma, config.ignore_margin)
 
 
-# What each heatmap-like training head makes of the annotations, by role code: the role each
-# becomes in its target (positive: a blob to light up, ignore: zero weight around it); roles not
-# listed are background. The `segment` head learns from label masks instead (segment_targets).
-HEAD_ROLES = {
-    "every_hand": {ROLE_CODES["positive"]: ROLE_CODES["positive"], ROLE_CODES["ignore"]: ROLE_CODES["positive"]},
-    # other hands to find, open ones ignored: the open map's mirror image
-    "other_hand": {ROLE_CODES["ignore"]: ROLE_CODES["positive"], ROLE_CODES["positive"]: ROLE_CODES["ignore"]},
-    "negatives": {ROLE_CODES["negative"]: ROLE_CODES["positive"]},  # faces, arms: hands are background
+# Which annotations each heatmap-like training head lights up, from their role codes; the rest is
+# background. The `segment` head learns from label masks instead (segment_targets).
+HEAD_SHOWS = {
+    "every_hand": lambda role: role != ROLE_CODES["negative"],  # every hand, open or not
+    "negatives": lambda role: role == ROLE_CODES["negative"],  # faces, arms: hands are background
 }
 
 
@@ -68,9 +64,9 @@ def training_targets(hands: np.ndarray, size_hw, config, roles: np.ndarray | Non
         if name == "segment":
             channels += segment_targets(roles, config.heatmap_size(size_hw))
             continue
-        becomes = HEAD_ROLES[name]
-        shown = np.array([(x, y, r, becomes[code]) for x, y, r, code in hands if code in becomes], np.float32)
-        channels += config_targets(shown.reshape(-1, 4), size_hw, config)
+        shown = hands[HEAD_SHOWS[name](hands[:, 3])].copy()
+        shown[:, 3] = ROLE_CODES["positive"]
+        channels += config_targets(shown, size_hw, config)
     return np.stack(channels, axis=-1)
 
 

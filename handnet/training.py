@@ -202,9 +202,6 @@ def train(config: Config, resume: bool = False) -> dict:
     chief = is_chief()
     train_samples, distinct_train, val_samples, skipped = load_training_data(config, chief)
     # A head with nothing to learn from would only tug at the features.
-    if config.other_weight > 0 and not any(h.role == "ignore" for s in distinct_train for h in s.hands):
-        print("no other (ignore) hands among the training images: no other-hand map (other_weight 0)")
-        config.other_weight = 0.0
     if config.negative_weight > 0 and not any(h.role == "negative" for s in distinct_train for h in s.hands):
         print("no negatives among the training images: no negatives head (negative_weight 0)")
         config.negative_weight = 0.0

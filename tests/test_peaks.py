@@ -101,16 +101,3 @@ def test_with_a_hand_map_every_hand_is_found_and_labelled_by_the_open_map():
     shifted = np.stack([_gaussian((30, 40), 11.5, 10.5, 1.0, 0.9), hand_map], -1)
     assert detect_hands(shifted, box, "", 0.5, STRIDE, SCALE, MIN_SIGMA, (), 0.6)[0].open_score == pytest.approx(0.9, abs=1e-3)
     assert [d.label for d in detect_hands(maps, box, "", 0.8, STRIDE, SCALE, MIN_SIGMA, (), 0.6)] == ["open"]
-
-
-def test_with_an_other_map_a_hand_is_open_only_where_the_open_map_outshines_it():
-    box = fit_letterbox((240, 320), (240, 320))
-    hand_map = np.maximum(_gaussian((30, 40), 10.5, 10.5, 1.5, 0.95), _gaussian((30, 40), 30.5, 20.5, 1.5, 0.9))
-    # the open map lights both a little above its threshold (it ignores other hands in training)...
-    open_map = np.maximum(_gaussian((30, 40), 10.5, 10.5, 1.5, 0.9), _gaussian((30, 40), 30.5, 20.5, 1.5, 0.6))
-    # ...and the other map says which of them is a fist
-    other_map = _gaussian((30, 40), 30.5, 20.5, 1.5, 0.8)
-    found = detect_hands(np.stack([open_map, hand_map, other_map], -1), box, "", 0.5, STRIDE, SCALE, MIN_SIGMA, (), 0.5)
-    assert [d.label for d in found] == ["open", "other"]
-    assert found[1].open_score == pytest.approx(0.6, abs=1e-3) and found[1].other_score == pytest.approx(0.8, abs=1e-3)
-    assert found[0].other_score < 0.01

@@ -41,20 +41,3 @@ def test_disk_target_is_flat_with_radius():
     heatmap, _ = render_targets(np.array([[164.0, 124.0, 24.0, POS]]), (30, 40), 8, kind="disk")
     assert set(np.unique(heatmap)) == {0.0, 1.0}
     assert 20 <= heatmap.sum() <= 36  # about pi * 3^2 cells
-
-
-def test_the_other_hand_map_mirrors_the_open_one():
-    """Open map: open hands to find, other hands ignored. Other map: the other way round. Every-hand
-    map: both to find."""
-    from handnet.config import Config
-    from handnet.targets import training_targets
-
-    config = Config(input_size=(64, 96), negative_weight=0, segment_weight=0)
-    hands = np.array([[20.0, 20.0, 8.0, ROLE_CODES["positive"]], [68.0, 44.0, 8.0, ROLE_CODES["ignore"]]])
-    y = training_targets(hands, (64, 96), config)
-    assert y.shape == (8, 12, 6)  # open + weight, every hand + weight, other + weight
-    open_cell, other_cell = (2, 2), (5, 8)
-    for channel, found, ignored in ((0, open_cell, other_cell), (4, other_cell, open_cell)):
-        assert y[(*found, channel)] == 1.0 and y[(*found, channel + 1)] == 1.0
-        assert y[(*ignored, channel)] < 1e-6 and y[(*ignored, channel + 1)] == 0.0  # no blob, no weight
-    assert y[(*open_cell, 2)] == y[(*other_cell, 2)] == 1.0 and y[..., 3].min() == 1.0
