@@ -38,8 +38,11 @@ LABEL_PRESETS = {"open-other": OPEN_OTHER_LABELS}
 # Training-only 1x1 heads beside the heatmap (handnet.model.with_training_heads), in the order of
 # their channels in y_true and y_pred, each with the Config field that weighs its loss (0 = off)
 # and its number of output channels (in y_true, each head adds a weight channel after them).
-TRAINING_HEADS = {"every_hand": "aux_weight", "negatives": "negative_weight", "segment": "segment_weight"}
-HEAD_OUTPUTS = {"every_hand": 1, "negatives": 1, "segment": len(ROLES)}
+TRAINING_HEADS = {"every_hand": "aux_weight", "openness": "openness_weight", "negatives": "negative_weight",
+                  "segment": "segment_weight"}
+HEAD_OUTPUTS = {"every_hand": 1, "openness": 1, "negatives": 1, "segment": len(ROLES)}
+# The deployed maps of a network with the hand map, in channel order (peaks.detect_hands reads them).
+MAP_CHANNELS = ("open", "hand", "openness")
 
 # Output stride, default input (height, width) and what input sides must be multiples of, for each
 # model preset; model.py builds them (fast upsamples 1/16 back onto 1/8, so its sides are multiples of 16).
@@ -80,6 +83,7 @@ UNSAVED_BEFORE = {
     "epoch_val_images": 0,  # every validation image each epoch (2026-12-04)
     "stem_channels": 24,  # the fast preset's 1/4 stage was 24 channels wide (2026-12-04)
     "hand_map": False,  # the every-hand head trained only, the deployed network gave open hands alone
+    "openness_weight": 0.0,  # no openness map (2026-12-07)
 }
 
 
@@ -133,6 +137,12 @@ class Config(SavedConfig):
     # detections come from it and carry an open score and label: a game sees fists and side views
     # too (handnet.peaks.detect_hands). Needs aux_weight > 0.
     hand_map: bool = True
+    # Weight of a binary cross-entropy on a head trained only inside annotated hands, 1 on open
+    # hands and 0 on other ones (weight 0 elsewhere): the chance that a hand is open. Kept in the
+    # deployed network beside the hand map, it labels each hand (open where it reaches
+    # open_threshold); the open map, which ignores other hands, cannot tell them apart
+    # (docs/accuracy.md). 0 = no openness map.
+    openness_weight: float = 1.0
     # Training only: weight of a focal loss on a third head, a heatmap of the annotated `negative`
     # things (the synthetic set's faces and arms), also dropped from the saved model. Naming what
     # the false alarms are: +0.6 and +0.8 points of F1 in the default run on two seeds
@@ -164,8 +174,8 @@ class Config(SavedConfig):
     # detection
     score_threshold: float = 0.4  # train.py replaces it by the best one on validation images
     # With the hand map: score_threshold cuts the every-hand map (which hands are reported), and a
-    # reported hand is labelled open when the open-hand map reaches open_threshold at it; train.py
-    # tunes both.
+    # reported hand is labelled open when its open score (the openness map's, else the open-hand
+    # map's) reaches open_threshold; train.py tunes both.
     open_threshold: float = 0.4
     tune_threshold: bool = True  # and fits radius_knots on the same images (training.finish_run)
     # data folders whose validation images alone the threshold is tuned on (empty: all of them), such
@@ -248,6 +258,14 @@ class Config(SavedConfig):
     def deploys_hand_map(self) -> bool:
         """Whether the deployed network has the every-hand map beside the open-hand one."""
         return self.hand_map and self.aux_weight > 0
+
+    @property
+    def map_channels(self) -> tuple[str, ...]:
+        """The deployed network's output channels, MAP_CHANNELS' names: open hands alone, or with
+        the hand map every hand too, and the openness map where it trains."""
+        if not self.deploys_hand_map:
+            return MAP_CHANNELS[:1]
+        return MAP_CHANNELS if self.openness_weight > 0 else MAP_CHANNELS[:2]
 
     @property
     def stride(self) -> int:

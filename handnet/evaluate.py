@@ -198,10 +198,34 @@ def cross_fit_cuts(per_image: list, first: list[bool], tuned: list[bool] | None 
     threshold on the other fold's tuning images, the two folds' best thresholds). Figures with
     these cuts (evaluate_matches(..., cuts=)) are honest about held-out images although the
     threshold a model keeps is tuned on all of them."""
-    tuned = [True] * len(per_image) if tuned is None else tuned
-    best = {side: best_threshold([m for m, f, t in zip(per_image, first, tuned) if f == side and t])
-            for side in (True, False)}
+    return cross_fit(lambda keep: best_threshold([m for m, k in zip(per_image, keep) if k]), first, tuned)
+
+
+def cross_fit(pick, first: list[bool], tuned: list[bool] | None = None) -> tuple[list[float], tuple[float, float]]:
+    """cross_fit_cuts for any way of picking a threshold: pick([keep image?]) -> threshold."""
+    tuned = [True] * len(first) if tuned is None else tuned
+    best = {side: pick([f == side and t for f, t in zip(first, tuned)]) for side in (True, False)}
     return [best[not f] for f in first], (best[True], best[False])
+
+
+def label_threshold(found, config: Config, keep: list[bool] | None = None, grid=THRESHOLD_GRID) -> float:
+    """The open threshold that labels best the hands reported at config.score_threshold: the one
+    of `grid` with the highest mean of the share of open hands labelled open and the share of
+    other hands labelled other (ties to the higher). found: [(sample, frame (H, W), detections)];
+    keep: which of them count (default all). Each annotated hand takes the nearest reported
+    detection within reach. Without both kinds of hand found, config.open_threshold."""
+    pairs = []
+    for (sample, _, detections), kept in zip(found, keep or [True] * len(found)):
+        shown = [d for d in detections if d.score >= config.score_threshold] if kept else []
+        for hand in (h for h in sample.hands if h.role in ("positive", "ignore")):
+            best = nearest_within_reach(hand, shown, config.match_distance)
+            if best is not None:
+                pairs.append((best.openness, hand.role == "positive"))
+    scores, is_open = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs], bool)
+    if not is_open.any() or is_open.all():
+        return config.open_threshold
+    balanced = [(np.mean(scores[is_open] >= t) + np.mean(scores[~is_open] < t)) / 2 for t in grid]
+    return float(grid[len(grid) - 1 - int(np.argmax(balanced[::-1]))])
 
 
 def fit_radius_knots(found, config: Config, bins: int = RADIUS_BINS) -> list[list[float]]:

@@ -44,13 +44,14 @@ REPRESENTATIVE_FRAMES = 200
 
 def model_metadata(config: Config, mode: str, label: str) -> dict:
     """What a game needs to use the file; handnet.runtime.ModelInfo reads it back. With a hand map
-    the output has two channels, the open-hand map and the every-hand map (docs/tflite.md); hands
-    are the every-hand map's peaks above score_threshold, labelled open where the open map
-    reaches open_threshold, else other."""
+    the output has two or three channels, the open-hand, every-hand and openness maps
+    (Config.map_channels); hands are the every-hand map's peaks above score_threshold, labelled
+    open where their open score (the openness map's, else the open map's) reaches
+    open_threshold, else other."""
     if config.deploys_hand_map:
         return {**_metadata(config, mode, [OPEN, OTHER]), "open_threshold": config.open_threshold,
                 "output": {"name": "heatmaps", "stride": config.stride, "activation": "sigmoid",
-                           "channels": ["open", "hand"]}}
+                           "channels": list(config.map_channels)}}
     return _metadata(config, mode, [label])
 
 

@@ -133,14 +133,15 @@ def with_training_heads(loss, heads):
     the heatmap (y_true channels 0-1, y_pred channel 0) plus each head's loss times its weight.
     heads: Config.training_heads, (name, weight, outputs) in channel order; each head takes its
     `outputs` channels of y_pred, and those plus a weight channel of y_true, after the previous
-    ones. Heatmap heads learn with the focal loss, the segment head with coverage_bce."""
+    ones. Heatmap heads learn with the focal loss, the segment head with coverage_bce, the
+    openness head with binary cross-entropy over the cells its weight keeps (inside hands)."""
     heatmap, head_focal = heatmap_part(loss), focal()
 
     def heatmap_and_heads(y_true, y_pred):
         total = heatmap(y_true, y_pred)
         true_at, pred_at = 2, 1
         for name, weight, outputs in heads:
-            head_loss = coverage_bce if name == "segment" else head_focal
+            head_loss = {"segment": coverage_bce, "openness": bce}.get(name, head_focal)
             total = total + weight * head_loss(y_true[..., true_at : true_at + outputs + 1],
                                                y_pred[..., pred_at : pred_at + outputs])
             true_at, pred_at = true_at + outputs + 1, pred_at + outputs

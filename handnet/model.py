@@ -3,7 +3,9 @@
 Every model takes `image`: (B, H, W, 3) float32 BGR pixels in [0, 255] (OpenCV's frame order,
 normalised inside the model, so a game feeds frames as they come) and returns (B, H/8, W/8, C)
 float32 in [0, 1]: channel 0 (`heatmap`) bright where open hands are, and with Config.hand_map
-channel 1 (`every_hand`) bright where any hand is, open or not (output `heatmaps`).
+channel 1 (`every_hand`) bright where any hand is, open or not, and channel 2 (`openness`, with
+Config.openness_weight) the chance that a hand there is open (output `heatmaps`;
+Config.map_channels).
 
 - `seed`: the seed network. VGG16 blocks 1-2 under keras.applications' layer names (so ImageNet
   weights load by name), then three 3x3 Conv2D(512), a max-pool and a 1x1 Conv2D to one channel.
@@ -46,7 +48,7 @@ def build_model(config: Config, flexible: bool = False, k=keras, **options) -> k
         options = {"stem_channels": config.stem_channels, **options}
     model = PRESETS[config.preset]((None, None) if flexible else config.input_size, k, **options)
     if config.deploys_hand_map:
-        model = with_hand_map(model, k)
+        model = with_hand_map(model, k, openness=len(config.map_channels) > 2)
     if config.backbone_weights != "none":
         load_backbone_weights(model, config.backbone_weights)
     return model
@@ -112,13 +114,14 @@ def _heatmap_layer(k, name="heatmap", channels=1):
                            bias_initializer=k.initializers.Constant(HEATMAP_BIAS))
 
 
-def with_hand_map(model, k=keras):
-    """The network with a second output channel, a 1x1 head on the heatmap's features that lights
-    up every hand, open or not (the `every_hand` training head, kept): output `heatmaps`
-    (B, H', W', 2), the open-hand heatmap first."""
+def with_hand_map(model, k=keras, openness: bool = True):
+    """The network with more output channels, 1x1 heads on the heatmap's features (training
+    heads, kept): `every_hand` lights up every hand, open or not, and with `openness` the chance
+    that a hand is open, read at each hand. Output `heatmaps` (B, H', W', 2 or 3), the open-hand
+    heatmap first."""
     heatmap = model.get_layer("heatmap")
-    every_hand = _heatmap_layer(k, "every_hand")(heatmap.input)
-    stacked = k.layers.Concatenate(name="heatmaps", dtype="float32")([heatmap.output, every_hand])
+    heads = [_heatmap_layer(k, name)(heatmap.input) for name in ("every_hand", "openness")[: 1 + openness]]
+    stacked = k.layers.Concatenate(name="heatmaps", dtype="float32")([heatmap.output, *heads])
     return k.Model(model.input, stacked, name=model.name)
 
 

@@ -126,22 +126,26 @@ def detect_hands(heatmap: np.ndarray, box: Letterbox, label: str, threshold: flo
     calibrated by radius_knots (calibrate_radius) where the model has them, highest score first.
 
     heatmap: (Ho, Wo) or (Ho, Wo, 1), one map of the hands to find, whose peaks are labelled
-    `label` (open_score = score); or (Ho, Wo, 2), the open-hand map then the every-hand map. Then
-    hands are the every-hand map's peaks, and each one's open_score is the open map's highest
-    value in the 3x3 cells around its peak (the two maps' blobs need not peak in the same cell);
-    label "open" when that reaches open_threshold, else "other"."""
+    `label` (open_score = score); or (Ho, Wo, 2 or 3), the open-hand map, the every-hand map and
+    the openness map (config.MAP_CHANNELS). Then hands are the every-hand map's peaks, and each
+    one's open_score is the openness map at its peak cell, or without one the open-hand map's
+    highest value in the 3x3 cells around it (the two maps' blobs need not peak in the same
+    cell); label "open" when open_score reaches open_threshold, else "other"."""
     heatmap = np.asarray(heatmap, np.float32)
     maps = heatmap if heatmap.ndim == 3 else heatmap[..., None]
-    hands_map = maps[..., -1]
+    hands_map = maps[..., min(1, maps.shape[-1] - 1)]
     peaks = find_peaks(hands_map, threshold, stride, sigma_scale, min_sigma)
-    if maps.shape[-1] == 1:
-        openness = peaks[:, 3]
-    else:
-        nearby = cv2.dilate(maps[..., 0], np.ones((3, 3), np.uint8))
-        rows = np.clip((peaks[:, 1] // stride).astype(int), 0, hands_map.shape[0] - 1)
-        cols = np.clip((peaks[:, 0] // stride).astype(int), 0, hands_map.shape[1] - 1)
-        openness = nearby[rows, cols]
+    rows = np.clip((peaks[:, 1] // stride).astype(int), 0, hands_map.shape[0] - 1)
+    cols = np.clip((peaks[:, 0] // stride).astype(int), 0, hands_map.shape[1] - 1)
+
+    def near(channel: int) -> np.ndarray:
+        return cv2.dilate(maps[..., channel], np.ones((3, 3), np.uint8))[rows, cols]
+
     x, y, r = box.to_frame(peaks[:, 0], peaks[:, 1], calibrate_radius(peaks[:, 2], radius_knots))
-    labels = [label] * len(peaks) if maps.shape[-1] == 1 else [OPEN if o >= open_threshold else OTHER for o in openness]
+    if maps.shape[-1] == 1:
+        return [Detection(float(a), float(b), float(c), float(s), label, open_score=float(s))
+                for a, b, c, s in zip(x, y, r, peaks[:, 3])]
+    openness = maps[rows, cols, 2] if maps.shape[-1] > 2 else near(0)
+    labels = [OPEN if o >= open_threshold else OTHER for o in openness]
     return [Detection(float(a), float(b), float(c), float(s), name, open_score=float(o))
             for a, b, c, s, name, o in zip(x, y, r, peaks[:, 3], labels, openness)]

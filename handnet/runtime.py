@@ -54,8 +54,9 @@ class ModelInfo:
     min_sigma: float
     raw: dict  # the whole record, as stored
     radius_knots: tuple = ()  # peaks.calibrate_radius; files from before 2026-12-04 have none
-    # Files with a hand map: output channels ("open", "hand") and the open map's threshold, which
-    # labels each hand open or other (peaks.detect_hands); files from before have one channel.
+    # Files with a hand map: output channels ("open", "hand"[, "openness"]) and the threshold of the
+    # open score, which labels each hand open or other (peaks.detect_hands); files from before
+    # have one channel.
     channels: tuple[str, ...] = ("open",)
     open_threshold: float = 0.5
 
@@ -166,8 +167,9 @@ class HandDetector:
         return np.dtype(self._input["dtype"])
 
     def heatmap(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """The heatmaps of a BGR uint8 frame, float32 in [0, 1]: (Ho, Wo), or (Ho, Wo, 2), the open
-        and the every-hand map, for a file with a hand map; and the letterbox used."""
+        """The heatmaps of a BGR uint8 frame, float32 in [0, 1]: (Ho, Wo), or for a file with a hand
+        map (Ho, Wo, C), its info.channels (open, hand, and openness where it has one); and the
+        letterbox used."""
         check_frame(frame)
         started = time.perf_counter()
         image, box = apply_letterbox(frame, self.info.input_size)

@@ -7,9 +7,11 @@ exactly 1.0, which is what the focal loss counts as a positive. Around ignore ha
 is 0, so the network is free to light them up a little; positive blobs keep weight 1 where the
 two overlap.
 
-Training can add two more targets, each a heatmap and weight after the heatmap's in y_true
+Training can add more targets, each a heatmap and weight after the heatmap's in y_true
 (handnet.model.with_training_heads): every annotated hand, ignore ones included, as positive
-blobs (Config.aux_weight > 0), for a head that learns what any hand looks like; then the
+blobs (Config.aux_weight > 0), for a head that learns what any hand looks like; inside every
+hand, 1 on open and 0 on other hands, weight 0 elsewhere (openness_targets, Config.openness_weight
+> 0); then the
 annotated negatives (the synthetic set's faces and arms) as positive blobs (Config.negative_weight
 > 0), for a head that learns what the false alarms look like.
 """
@@ -40,11 +42,12 @@ def config_targets(hands: np.ndarray, size_hw, config) -> tuple[np.ndarray, np.n
                           config.min_sigma, config.ignore_margin)
 
 
-# Which annotations each heatmap-like training head lights up, from their role codes; the rest is
-# background. The `segment` head learns from label masks instead (segment_targets).
-HEAD_SHOWS = {
-    "every_hand": lambda role: role != ROLE_CODES["negative"],  # every hand, open or not
-    "negatives": lambda role: role == ROLE_CODES["negative"],  # faces, arms: hands are background
+# What each heatmap-like training head makes of the annotations, by role code: the role each
+# becomes in its target (positive: a blob to light up, ignore: zero weight around it); roles not
+# listed are background. The `segment` head learns from label masks instead (segment_targets).
+HEAD_ROLES = {
+    "every_hand": {ROLE_CODES["positive"]: ROLE_CODES["positive"], ROLE_CODES["ignore"]: ROLE_CODES["positive"]},
+    "negatives": {ROLE_CODES["negative"]: ROLE_CODES["positive"]},  # faces, arms: hands are background
 }
 
 
@@ -64,10 +67,30 @@ def training_targets(hands: np.ndarray, size_hw, config, roles: np.ndarray | Non
         if name == "segment":
             channels += segment_targets(roles, config.heatmap_size(size_hw))
             continue
-        shown = hands[HEAD_SHOWS[name](hands[:, 3])].copy()
-        shown[:, 3] = ROLE_CODES["positive"]
-        channels += config_targets(shown, size_hw, config)
+        if name == "openness":
+            channels += openness_targets(hands, config.heatmap_size(size_hw), config.stride)
+            continue
+        becomes = HEAD_ROLES[name]
+        shown = np.array([(x, y, r, becomes[code]) for x, y, r, code in hands if code in becomes], np.float32)
+        channels += config_targets(shown.reshape(-1, 4), size_hw, config)
     return np.stack(channels, axis=-1)
+
+
+def openness_targets(hands: np.ndarray, out_hw, stride: int) -> list[np.ndarray]:
+    """The openness head's y_true channels: 1 inside each open (positive) hand and 0 inside each
+    other (ignore) hand, out to its radius and always on its own cell, then the weight: 1 there,
+    0 elsewhere and where an open and an other hand overlap (neither answer is right there)."""
+    rows, cols = np.mgrid[0 : out_hw[0], 0 : out_hw[1]].astype(np.float32)
+    inside = {ROLE_CODES["positive"]: np.zeros(out_hw, bool), ROLE_CODES["ignore"]: np.zeros(out_hw, bool)}
+    for x, y, radius, role in np.asarray(hands, np.float32).reshape(-1, 4):
+        u, v = x / stride, y / stride
+        if role not in inside or not (0 <= u < out_hw[1] and 0 <= v < out_hw[0]):
+            continue  # a hand cut off by a crop says nothing about the cells left
+        disk = (cols + 0.5 - u) ** 2 + (rows + 0.5 - v) ** 2 <= max(radius / stride, 0.5) ** 2
+        disk[int(v), int(u)] = True
+        inside[role] |= disk
+    is_open, is_other = inside[ROLE_CODES["positive"]], inside[ROLE_CODES["ignore"]]
+    return [is_open.astype(np.float32), (is_open ^ is_other).astype(np.float32)]
 
 
 def role_image(sample: Sample) -> np.ndarray | None:

@@ -40,8 +40,8 @@ from handnet.distribute import (
 )
 from handnet.draw import draw_hands, heatmap_to_bgr, plot_curves, save_grid
 from handnet.evaluate import (
-    TASKS, best_threshold, cross_fit_cuts, fit_radius_knots, format_metrics, heatmap_detections, match_samples_tflite,
-    match_task, predict_samples, task_threshold,
+    TASKS, best_threshold, cross_fit, fit_radius_knots, format_metrics, heatmap_detections, match_samples_tflite,
+    label_threshold, match_task, predict_samples, task_threshold,
 )
 from handnet.export import export_model
 from handnet.letterbox import fit_letterbox
@@ -202,6 +202,9 @@ def train(config: Config, resume: bool = False) -> dict:
     chief = is_chief()
     train_samples, distinct_train, val_samples, skipped = load_training_data(config, chief)
     # A head with nothing to learn from would only tug at the features.
+    if config.openness_weight > 0 and not any(h.role == "ignore" for s in distinct_train for h in s.hands):
+        print("no other (ignore) hands among the training images: no openness map (openness_weight 0)")
+        config.openness_weight = 0.0
     if config.negative_weight > 0 and not any(h.role == "negative" for s in distinct_train for h in s.hands):
         print("no negatives among the training images: no negatives head (negative_weight 0)")
         config.negative_weight = 0.0
@@ -390,13 +393,18 @@ def finish_run(model: keras.Model, config: Config, run: Path, distinct_train, ev
             print(f"no hands to find among the {source} from {', '.join(config.tune_on)}: tuned on all of them")
             chosen = [True] * len(found)
         # With a hand map, the every-hand map's threshold first (which hands are reported), then the
-        # open map's among the hands it reports.
+        # open score's among the hands it reports: with an openness map, the one that labels them
+        # best (the open-hands figures ignore other hands, so they cannot say how it labels them).
         for task in ("every", "open") if config.deploys_hand_map else ("open",):
             tuned = matches_of(found, config, task)
-            best = best_threshold([m for m, c in zip(tuned, chosen) if c])
-            setattr(config, "open_threshold" if task == "open" and config.deploys_hand_map else "score_threshold", best)
+            if task == "open" and len(config.map_channels) > 2:
+                pick = lambda keep: label_threshold(found, config, keep)  # noqa: E731
+            else:
+                pick = lambda keep: best_threshold([m for m, k in zip(tuned, keep) if k])  # noqa: E731
+            setattr(config, "open_threshold" if task == "open" and config.deploys_hand_map else "score_threshold",
+                    pick(chosen))
             if first is not None:
-                task_cuts[task] = cross_fit_cuts(tuned, first, chosen)
+                task_cuts[task] = cross_fit(pick, first, chosen)
         if not all(chosen):
             source = f"{sum(chosen)} of {source} ({', '.join(config.tune_on)})"
         config.radius_knots = fit_radius_knots(found, config)

@@ -92,10 +92,12 @@ def test_a_config_saved_before_distractors_were_annotated_keeps_them_background(
 def test_training_heads_follow_their_weights_in_channel_order():
     """Targets, model and loss all read this one list, so a head can never be on in one and off
     in another, nor change places between y_true and y_pred."""
-    from handnet.targets import HEAD_SHOWS
+    from handnet.targets import HEAD_ROLES
 
-    assert Config().training_heads == (("every_hand", 1.0, 1), ("negatives", 1.0, 1), ("segment", 1.0, 3))
-    assert Config(aux_weight=0.0, negative_weight=2.5, segment_weight=0.0).training_heads == (("negatives", 2.5, 1),)
-    assert Config(aux_weight=0.0, negative_weight=0.0, segment_weight=0.0).training_heads == ()
+    assert Config().training_heads == (("every_hand", 1.0, 1), ("openness", 1.0, 1), ("negatives", 1.0, 1),
+                                       ("segment", 1.0, 3))
+    assert Config(aux_weight=0.0, openness_weight=0.0, negative_weight=2.5, segment_weight=0.0).training_heads == (
+        ("negatives", 2.5, 1),)
+    assert Config(aux_weight=0.0, openness_weight=0.0, negative_weight=0.0, segment_weight=0.0).training_heads == ()
     # each heatmap head has its target; the segment head learns from masks
-    assert set(HEAD_SHOWS) | {"segment"} == {name for name, _, _ in Config().training_heads}
+    assert set(HEAD_ROLES) | {"segment", "openness"} == {name for name, _, _ in Config().training_heads}

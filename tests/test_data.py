@@ -93,13 +93,17 @@ def test_every_hand_channels_light_up_ignored_hands_too(tmp_path):
     cv2.imwrite(str(root / "a.png"), np.zeros((64, 96, 3), np.uint8))
     (sample,) = load_samples(root, "open=positive,other=ignore")
     _, y_true = make_example(sample, Config(input_size=(64, 96), negative_weight=0.0))
-    assert y_true.shape == (8, 12, 8)  # the segment head's channels (4-7) stay unweighted: no mask
-    assert np.all(y_true[..., 4:] == 0.0)
+    assert y_true.shape == (8, 12, 10)  # the segment head's channels (6-9) stay unweighted: no mask
+    assert np.all(y_true[..., 6:] == 0.0)
+    # the openness head (channels 4-5): 1 in the open hand, 0 in the other, weighted inside hands alone
+    assert y_true[3, 3, 4] == 1.0 and y_true[5, 9, 4] == 0.0 and y_true[3, 3, 5] == y_true[5, 9, 5] == 1.0
+    assert y_true[0, 0, 5] == 0.0 and y_true[..., 5].sum() < y_true.shape[0] * y_true.shape[1] / 2
     y_true = y_true[..., :4]
     assert y_true[3, 3, 0] == 1.0 and y_true[3, 3, 2] == 1.0  # the open hand: in both
     assert y_true[5, 9, 0] < 1e-6 and y_true[5, 9, 1] == 0.0  # the other hand: no say in the heatmap
     assert y_true[5, 9, 2] == 1.0 and y_true[5, 9, 3] == 1.0  # ... but a hand to the auxiliary head
-    _, plain = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=0.0, segment_weight=0.0))
+    _, plain = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, openness_weight=0.0, negative_weight=0.0,
+                                           segment_weight=0.0))
     np.testing.assert_array_equal(plain, y_true[..., :2])
 
 
@@ -111,7 +115,7 @@ def test_negatives_channels_light_up_faces_and_arms_alone(tmp_path):
                                                        {"x": 60, "y": 12, "radius": 8, "label": "face"}]}, 64, 96)
     cv2.imwrite(str(root / "a.png"), np.zeros((64, 96, 3), np.uint8))
     (sample,) = load_samples(root, Config().labels)
-    _, y_true = make_example(sample, Config(input_size=(64, 96), aux_weight=1.0, negative_weight=1.0,
+    _, y_true = make_example(sample, Config(input_size=(64, 96), aux_weight=1.0, openness_weight=0.0, negative_weight=1.0,
                                             segment_weight=0.0))
     assert y_true.shape == (8, 12, 6)
     assert y_true[1, 7, 4] == 1.0 and y_true[1, 7, 5] == 1.0  # the face: the negatives head's peak
@@ -119,14 +123,14 @@ def test_negatives_channels_light_up_faces_and_arms_alone(tmp_path):
     assert y_true[1, 7, 2] < 1e-3 and y_true[1, 7, 3] == 1.0  # ... and to the every-hand head
     assert y_true[3, 3, 4] < 1e-3 and y_true[5, 9, 4] < 1e-3  # hands are not negatives
     assert np.all(y_true[..., 5] == 1.0)  # every cell has a say
-    _, no_heads = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, negative_weight=1.0,
-                                              segment_weight=0.0))
+    _, no_heads = make_example(sample, Config(input_size=(64, 96), aux_weight=0.0, openness_weight=0.0,
+                                              negative_weight=1.0, segment_weight=0.0))
     np.testing.assert_array_equal(no_heads, y_true[..., [0, 1, 4, 5]])  # the negatives head alone
 
 
 def test_dataset_batches_and_streams(tiny_synthetic):
     samples = load_samples(tiny_synthetic, Config().labels)
-    config = Config(input_size=(64, 96), batch_size=4, augment=True, aux_weight=1.0, negative_weight=1.0)
+    config = Config(input_size=(64, 96), batch_size=4, augment=True, aux_weight=1.0, openness_weight=0.0, negative_weight=1.0)
     images, y_true = next(iter(make_dataset(samples, config, training=True)))
     assert images.shape == (4, 64, 96, 3) and y_true.shape == (4, 8, 12, 10)  # 2 + 2 + 2 + (3 + 1)
     assert np.all(y_true[..., 9] == 1.0)  # the synthetic set has masks: the segment head learns everywhere
@@ -218,7 +222,7 @@ def test_segment_targets_follow_the_image(tmp_path, augment):
     """Zoomed, shifted, cropped or mirrored, the segment head's positive share of each cell is
     the share of the (white) disc in that cell of the input the network sees."""
     (sample,) = _dot_dataset_with_mask(tmp_path)
-    config = Config(input_size=(64, 96), augment=augment, aux_weight=0.0, negative_weight=0.0)
+    config = Config(input_size=(64, 96), augment=augment, aux_weight=0.0, openness_weight=0.0, negative_weight=0.0)
     assert target_channels(config) == 2 + 3 + 1
     mirrored = 0
     for seed in range(12):

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import cv2
+import numpy as np
 import pytest
 
 from handnet import evaluate
@@ -128,3 +129,25 @@ def test_split_on_the_models_own_folders_is_its_training_split(toy, toy_run, tmp
     assert evaluate.main(["--model", str(toy_run / "model.keras"), "--data", *config.data,
                           "--out", str(tmp_path / "all.json")]) == 0
     assert "figures include its training images; --split val" in capsys.readouterr().err
+
+
+def test_the_open_threshold_is_the_one_that_labels_the_reported_hands_best():
+    """label_threshold: of the grid, the threshold with the best mean of open hands labelled open
+    and other hands labelled other, among the hands reported at the score threshold; hands with
+    no reported detection in reach do not count."""
+    from handnet.annotations import Hand, Sample
+    from handnet.config import Config
+    from handnet.peaks import Detection
+
+    def det(x, score, openness):
+        return Detection(x, 50.0, 10.0, score, "", open_score=openness)
+
+    hands = (Hand(20, 50, 10, "open", "positive"), Hand(60, 50, 10, "fist", "ignore"),
+             Hand(100, 50, 10, "fist", "ignore"), Hand(140, 50, 10, "fist", "ignore"))
+    found = [(Sample("a.jpg", hands), (100, 200),
+              [det(21, 0.9, 0.7), det(61, 0.9, 0.5), det(99, 0.9, 0.3), det(140, 0.2, 0.95)])]
+    config = Config(score_threshold=0.5, open_threshold=0.4)
+    # open 0.7 | others 0.5, 0.3 (the third is not reported): thresholds in (0.5, 0.7] label all
+    # right; ties go to the highest
+    assert evaluate.label_threshold(found, config, grid=np.round(np.arange(0.05, 0.95, 0.05), 2)) == 0.7
+    assert evaluate.label_threshold(found, config, keep=[False]) == 0.4  # nothing to balance: the config's

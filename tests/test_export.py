@@ -278,3 +278,19 @@ def test_export_model_writes_a_qat_file(toy, tmp_path):
     model, config, frames = toy
     path = export_model(model, config, "qat", tmp_path / "qat.tflite", frames=[f.astype(np.float32) for f in frames])
     assert read_model_info(path).mode == "qat"
+
+
+def test_a_file_with_the_openness_map_carries_three_channels(toy, tmp_path):
+    from handnet.model import build_model
+
+    _, config, frames = toy
+    three = dataclasses.replace(config, openness_weight=1.0)
+    model = build_model(three)  # untrained: the file computes what the network computes
+    detector = HandDetector(export_model(model, three, "fp32", tmp_path / "three.tflite"))
+    assert detector.info.channels == ("open", "hand", "openness")
+    for frame in frames:
+        heatmap, _ = detector.heatmap(frame)
+        assert heatmap.shape == (*SIZE_OUT, 3)
+        np.testing.assert_allclose(heatmap, keras_heatmap(model, frame), atol=TOLERANCE["fp32"])
+    found = [h for f in frames for h in HandDetector(detector.path, score_threshold=0.0).detect(f)]
+    assert found and all(h.label == ("open" if h.open_score >= detector.open_threshold else "other") for h in found)

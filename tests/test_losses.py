@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -102,13 +104,13 @@ def test_every_hand_term_adds_the_weighted_focal_loss_of_channels_2_and_3():
     hands_true, hands_pred = _batch(4)
     y_true = np.concatenate([heat_true, hands_true], -1)
     y_pred = np.concatenate([heat_pred, hands_pred], -1)
-    config = Config(loss="mse", aux_weight=0.5, negative_weight=0.0, segment_weight=0.0)
+    config = Config(loss="mse", openness_weight=0.0, aux_weight=0.5, negative_weight=0.0, segment_weight=0.0)
     loss, (heatmap_loss,) = training_loss(config)
     expected = reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
     np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
     np.testing.assert_allclose(float(heatmap_loss(tf.constant(y_true), tf.constant(y_pred))),
                                reference("mse", heat_true, heat_pred, config), rtol=1e-4)
-    plain, metrics = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=0.0, segment_weight=0.0))
+    plain, metrics = training_loss(Config(loss="mse", openness_weight=0.0, aux_weight=0.0, negative_weight=0.0, segment_weight=0.0))
     assert metrics == [] and float(plain(tf.constant(heat_true), tf.constant(heat_pred))) == pytest.approx(
         reference("mse", heat_true, heat_pred, config), rel=1e-4)
 
@@ -119,13 +121,13 @@ def test_negatives_term_follows_the_every_hand_term_with_its_own_weight():
     faces_true, faces_pred = _batch(5)
     y_true = np.concatenate([heat_true, hands_true, faces_true], -1)
     y_pred = np.concatenate([heat_pred, hands_pred, faces_pred], -1)
-    config = Config(loss="mse", aux_weight=0.5, negative_weight=2.0, segment_weight=0.0)
+    config = Config(loss="mse", openness_weight=0.0, aux_weight=0.5, negative_weight=2.0, segment_weight=0.0)
     loss, _ = training_loss(config)
     expected = (reference("mse", heat_true, heat_pred, config) + 0.5 * reference("focal", hands_true, hands_pred, config)
                 + 2.0 * reference("focal", faces_true, faces_pred, config))
     np.testing.assert_allclose(float(loss(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
     # Without the every-hand head, the negatives take its place: channels 2-3 and y_pred channel 1.
-    alone, _ = training_loss(Config(loss="mse", aux_weight=0.0, negative_weight=2.0, segment_weight=0.0))
+    alone, _ = training_loss(Config(loss="mse", openness_weight=0.0, aux_weight=0.0, negative_weight=2.0, segment_weight=0.0))
     y_true, y_pred = np.concatenate([heat_true, faces_true], -1), np.concatenate([heat_pred, faces_pred], -1)
     expected = reference("mse", heat_true, heat_pred, config) + 2.0 * reference("focal", faces_true, faces_pred, config)
     np.testing.assert_allclose(float(alone(tf.constant(y_true), tf.constant(y_pred))), expected, rtol=1e-4)
@@ -153,7 +155,7 @@ def test_segment_term_is_the_coverage_bce_of_the_last_channels_with_its_weight()
     heat_true, heat_pred = _batch(3)
     hands_true, hands_pred = _batch(4)
     seg_true, seg_pred = _coverage_batch(5)
-    config = Config(loss="mse", aux_weight=0.5, negative_weight=0.0, segment_weight=3.0)
+    config = Config(loss="mse", openness_weight=0.0, aux_weight=0.5, negative_weight=0.0, segment_weight=3.0)
     loss, _ = training_loss(config)
     y_true = np.concatenate([heat_true, hands_true, seg_true], -1)  # 2 + 2 + 4 channels
     y_pred = np.concatenate([heat_pred, hands_pred, seg_pred], -1)  # 1 + 1 + 3 channels
@@ -172,3 +174,22 @@ def test_an_image_without_a_mask_gets_no_gradient_from_the_segment_term():
     grad = tape.gradient(value, pred).numpy()
     assert np.all(grad[1] == 0.0)  # the image whose weight is 0
     assert np.all(np.abs(grad[0]) > 0)
+
+
+def test_openness_term_is_the_cross_entropy_inside_hands_with_its_weight():
+    """The openness head learns with binary cross-entropy over the cells its weight keeps (inside
+    hands), mean over them, times openness_weight, after the every-hand head's term."""
+    from handnet.losses import bce, training_loss
+
+    rng = np.random.default_rng(7)
+    config = Config(loss="mse", aux_weight=0.5, openness_weight=2.0, negative_weight=0.0, segment_weight=0.0)
+    y_true = rng.uniform(0, 1, (2, 4, 6, 6)).astype(np.float32)
+    y_true[..., 5] = rng.integers(0, 2, (2, 4, 6))  # openness weight: inside hands or not
+    y_pred = rng.uniform(0.05, 0.95, (2, 4, 6, 3)).astype(np.float32)
+    loss, _ = training_loss(config)
+    without, _ = training_loss(dataclasses.replace(config, openness_weight=0.0))
+    target, weight, pred = y_true[..., 4], y_true[..., 5], y_pred[..., 2]
+    cells = -(target * np.log(pred) + (1 - target) * np.log(1 - pred))
+    expected = float(without(y_true[..., :4], y_pred[..., :2])) + 2.0 * (cells * weight).sum() / weight.sum()
+    np.testing.assert_allclose(float(loss(y_true, y_pred)), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(bce(y_true[..., 4:6], y_pred[..., 2:3])), (cells * weight).sum() / weight.sum(), rtol=1e-4)

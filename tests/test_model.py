@@ -22,7 +22,7 @@ def test_seed_preset_is_exactly_the_seed_network():
 def test_fast_preset_output_and_range():
     model = build_model(Config(input_size=(64, 96)))
     out = model(np.random.default_rng(0).uniform(0, 255, (2, 64, 96, 3)).astype(np.float32))
-    assert out.shape == (2, 8, 12, 2)  # open hands, every hand
+    assert out.shape == (2, 8, 12, 3)  # open hands, every hand, openness
     assert 0 <= float(np.min(out)) and float(np.max(out)) <= 1
     with pytest.raises(ValueError, match="multiples of 16"):
         build_model(Config(input_size=(60, 90)))
@@ -37,7 +37,7 @@ def test_stem_channels_set_the_width_of_the_fast_quarter_scale_stage():
     assert model.get_layer("stem_conv").kernel.shape == (4, 4, 3, 8)
     assert model.get_layer("s4_conv").kernel.shape == (3, 3, 8, 8)
     assert model.get_layer("s8_a_conv").kernel.shape == (3, 3, 8, 64)
-    assert model.output.shape[1:] == (8, 12, 2)
+    assert model.output.shape[1:] == (8, 12, 3)
     assert stem_channels_of(build_model(Config(preset="seed", input_size=(32, 48)))) is None
     with pytest.raises(ValueError, match="stem_channels must be a whole number of at least 1"):
         Config(stem_channels=0)
@@ -93,21 +93,23 @@ def test_training_heads_train_beside_the_heatmap_and_come_off(preset, tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["fast", "seed"])
-def test_the_hand_map_trains_as_the_every_hand_head_and_stays(preset, tmp_path):
+def test_the_hand_map_trains_as_its_heads_and_stays(preset, tmp_path):
     config = Config(preset=preset, input_size=(32, 48))
-    assert config.deploys_hand_map
+    assert config.deploys_hand_map and config.map_channels == ("open", "hand", "openness")
     model = build_model(config)
-    assert model.output.shape[-1] == 2  # open hands, every hand
-    trained = with_training_heads(model, ["every_hand", "negatives"])
-    # the training network's every_hand channel is the model's own hand map, not a second head
-    assert [layer.name for layer in trained.layers].count("every_hand") == 1
+    assert model.output.shape[-1] == 3  # open hands, every hand, openness
+    trained = with_training_heads(model, ["every_hand", "openness", "negatives"])
+    # the training network's every_hand and openness channels are the model's own maps, not new heads
+    names = [layer.name for layer in trained.layers]
+    assert names.count("every_hand") == names.count("openness") == 1
     x = np.random.default_rng(3).uniform(0, 255, (1, 32, 48, 3)).astype(np.float32)
     both = keras.ops.convert_to_numpy(trained(x))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), both[..., :2], atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), both[..., :3], atol=1e-6)
     deployed = build_model(config, flexible=True)
     copied = copy_weights(trained, deployed)
-    assert "every_hand" in copied and "negatives" not in copied
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(deployed(x)), both[..., :2], atol=1e-6)
+    assert {"every_hand", "openness"} <= set(copied) and "negatives" not in copied
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(deployed(x)), both[..., :3], atol=1e-6)
+    assert build_model(Config(preset=preset, input_size=(32, 48), openness_weight=0)).output.shape[-1] == 2
     assert build_model(Config(preset=preset, input_size=(32, 48), aux_weight=0)).output.shape[-1] == 1
 
 
@@ -117,7 +119,7 @@ def test_copy_weights_names_what_is_missing():
     with pytest.raises(ValueError, match="no weights for layer 'every_hand'"):
         copy_weights(old, new)
     before = new.get_layer("every_hand").get_weights()
-    assert "every_hand" not in copy_weights(old, new, missing=("every_hand",))
+    assert not {"every_hand", "openness"} & set(copy_weights(old, new, missing=("every_hand", "openness")))
     np.testing.assert_array_equal(new.get_layer("every_hand").get_weights()[0], before[0])
     np.testing.assert_array_equal(new.get_layer("stem_conv").get_weights()[0], old.get_layer("stem_conv").get_weights()[0])
 

@@ -101,3 +101,15 @@ def test_with_a_hand_map_every_hand_is_found_and_labelled_by_the_open_map():
     shifted = np.stack([_gaussian((30, 40), 11.5, 10.5, 1.0, 0.9), hand_map], -1)
     assert detect_hands(shifted, box, "", 0.5, STRIDE, SCALE, MIN_SIGMA, (), 0.6)[0].open_score == pytest.approx(0.9, abs=1e-3)
     assert [d.label for d in detect_hands(maps, box, "", 0.8, STRIDE, SCALE, MIN_SIGMA, (), 0.6)] == ["open"]
+
+
+def test_with_an_openness_map_each_hand_is_labelled_by_its_value_at_the_peak():
+    box = fit_letterbox((240, 320), (240, 320))
+    hand_map = np.maximum(_gaussian((30, 40), 10.5, 10.5, 1.5, 0.95), _gaussian((30, 40), 30.5, 20.5, 1.5, 0.9))
+    # the open map lights both (it ignores other hands in training); the openness map tells them apart
+    open_map = np.maximum(_gaussian((30, 40), 10.5, 10.5, 1.5, 0.9), _gaussian((30, 40), 30.5, 20.5, 1.5, 0.8))
+    openness = np.full((30, 40), 0.5, np.float32)
+    openness[10, 10], openness[20, 30] = 0.9, 0.2
+    found = detect_hands(np.stack([open_map, hand_map, openness], -1), box, "", 0.5, STRIDE, SCALE, MIN_SIGMA, (), 0.6)
+    assert [d.label for d in found] == ["open", "other"]
+    assert [d.open_score for d in found] == pytest.approx([0.9, 0.2])

@@ -98,12 +98,14 @@ def test_the_threshold_is_tuned_on_validation_images_and_the_figures_cross_fitte
     model, _ = evaluate.load_model(out / "model.keras")
     _, val = split_samples(load_samples([str(tiny_synthetic)], config.labels), config.val_fraction,
                            config.group_size, config.seed)
-    # The every-hand map's threshold first, then the open map's among the hands it reports.
+    # The every-hand map's threshold first, then the openness map's that labels best the hands it reports.
+    assert config.map_channels == ("open", "hand", "openness")
     assert config.score_threshold == evaluate.best_threshold(evaluate.match_samples(model, val, config, task="every"))
     per_image = dict(zip((s.path for s in val), evaluate.match_samples(model, val, config)))
-    assert config.open_threshold == evaluate.best_threshold(list(per_image.values()))
+    found = {s.path: (s, frame.shape[:2], d) for s, frame, _, d in evaluate.predict_samples(model, val, config)}
+    assert config.open_threshold == evaluate.label_threshold(list(found.values()), config)
     halves = split_samples(val, 0.5, config.group_size, config.seed)
-    best = [evaluate.best_threshold([per_image[s.path] for s in half]) for half in halves]
+    best = [evaluate.label_threshold([found[s.path] for s in half], config) for half in halves]
     assert metrics["half_thresholds"] == best
     crossed = evaluate_matches([per_image[s.path] for s in halves[0] + halves[1]], config.open_threshold,
                                [best[1]] * len(halves[0]) + [best[0]] * len(halves[1]))
@@ -140,7 +142,10 @@ def test_tune_on_tunes_the_threshold_on_the_validation_images_of_those_folders_a
     mine = [s for s in val if _under(s.path, str(native_dataset))]
     assert 0 < len(mine) < len(val)
     model, _ = evaluate.load_model(out / "model.keras")
-    assert config.score_threshold == evaluate.best_threshold(evaluate.match_samples(model, mine, config))
+    # every hand decides which hands are reported; the openness map's threshold labels them best
+    assert config.score_threshold == evaluate.best_threshold(evaluate.match_samples(model, mine, config, task="every"))
+    found = [(s, frame.shape[:2], d) for s, frame, _, d in evaluate.predict_samples(model, mine, config)]
+    assert config.open_threshold == evaluate.label_threshold(found, config)
     assert f"{len(mine)} of the {len(val)} validation images ({native_dataset})" in capsys.readouterr().out
     assert metrics["threshold_folders"] == [str(native_dataset)] and metrics["images"] == len(val)
     with pytest.raises(ValueError, match="is not one of the data folders"):
