@@ -24,7 +24,8 @@ ROLES = parse_labels(DEFAULT_LABELS)  # faces and arms are background
 def test_it_ships_as_a_small_self_describing_int8_file():
     assert MODEL.is_file() and MODEL.stat().st_size < 2 * 1024 * 1024
     info = HandDetector(MODEL).info
-    assert info.mode == "int8" and info.preset == "fast" and info.labels == ("open", "other") and info.hand_map
+    assert info.mode == "int8" and info.preset == "fast" and info.labels == ("open", "other")
+    assert info.channels == ("open", "hand", "openness")
     assert info.input_size == (240, 320) and 0 < info.score_threshold < 1
     assert (MODEL.parent / "README.md").is_file(), "the model card"
 
@@ -57,9 +58,9 @@ def test_it_calls_real_fists_other_and_real_open_palms_open():
             if near:
                 called[hand.label].append(min(near, key=lambda d: math.hypot(d.x - hand.x, d.y - hand.y)).label)
     fists, palms = called["0-hand"], called["5-hand"]
-    assert len(fists) >= 80 and len(palms) >= 60  # found: 97 of 109 fists, 66 of 67 palms when it shipped
-    assert fists.count("other") / len(fists) >= 0.7  # 0.77 when it shipped
-    assert palms.count("open") / len(palms) >= 0.85  # 0.94
+    assert len(fists) >= 80 and len(palms) >= 60  # the shipped file finds 98 of 109 and 67 of 67 (models/README.md)
+    assert fists.count("other") / len(fists) >= 0.9  # and calls 97 of those fists other
+    assert palms.count("open") / len(palms) >= 0.85  # and 62 of those palms open
 
 
 def test_infer_runs_with_it_by_default(tmp_path):
