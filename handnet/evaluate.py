@@ -43,8 +43,8 @@ def detection_label(config: Config) -> str:
 
 
 def predict_samples(model, samples: list[Sample], config: Config, batch_size: int = 8, progress=False):
-    """Yields (sample, frame, heatmap (Ho, Wo), or (Ho, Wo, 2) with a hand map, detections down to
-    AP_THRESHOLD in frame pixels)."""
+    """Yields (sample, frame, heatmap (Ho, Wo), or (Ho, Wo, C) with a hand map (Config.map_channels),
+    detections down to AP_THRESHOLD in frame pixels)."""
     label = detection_label(config)
     chunks = range(0, len(samples), batch_size)
     if progress:
