@@ -25,6 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from handnet.atomic import refuse_inputs_as_outputs
 from handnet.live import open_detector, run_live
 from handnet.runtime import GestureClassifier
 from handnet.sources import SourceError, open_source
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
                              "alarms (default %(default)s: at once)")
     args = parser.parse_args(argv)
     try:
+        refuse_inputs_as_outputs({"--json": args.json, "--save": args.save}, [args.model, args.gestures, args.source])
         tracker = None if args.no_track else HandTracker(min_cutoff=args.min_cutoff, beta=args.beta,
                                                          max_missed=args.max_missed, gesture_votes=args.gesture_votes,
                                                          min_age=args.min_age)

@@ -67,3 +67,19 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """write_bytes for UTF-8 text."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def refuse_inputs_as_outputs(outputs: dict, inputs) -> None:
+    """ValueError naming the flag when an output path is also an input: the same file by any path
+    or link, or a file inside an input folder (a folder of images is read whole). outputs:
+    {flag: path or None}; inputs: paths (files or folders; missing ones and None are skipped).
+    Call it before anything is opened for writing."""
+    inputs = [Path(p) for p in inputs if p is not None and not str(p).isdigit() and "://" not in str(p)]
+    for flag, out in outputs.items():
+        if out is None or not Path(out).exists():
+            continue
+        for source in (p for p in inputs if p.exists()):
+            inside = source.is_dir() and Path(out).resolve().is_relative_to(source.resolve())
+            if inside or (source.is_file() and os.path.samefile(out, source)):
+                raise ValueError(f"{flag} {out}: that is an input ({source}); writing it would destroy it, "
+                                 f"so pick another output path")

@@ -147,6 +147,30 @@ def test_bad_input_gets_a_clear_error_and_exit_code(toy_run, video, args, messag
     assert message in capsys.readouterr().err
 
 
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(toy_run, video, tmp_path, capsys):
+    """--json or --save naming the image, the video, the model or a file in the source folder
+    (by any path or link) stops before anything is opened for writing."""
+    import shutil
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(toy_run / "model-int8.tflite", model)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = folder / "a.png"
+    cv2.imwrite(str(image), disk_frame(np.random.default_rng(3), [STILL]))
+    (tmp_path / "link.png").symlink_to(image)
+    kept = {path: path.read_bytes() for path in (model, image, video)}
+    for args in (["--source", str(image), "--json", str(image)],
+                 ["--source", str(image), "--json", str(tmp_path / "link.png")],
+                 ["--source", str(folder), "--json", str(model)],
+                 ["--source", str(folder), "--json", str(folder / "a.png")],
+                 ["--source", str(video), "--save", str(video)]):
+        assert infer.main(["--model", str(model), *args, "--headless"]) == 2, args
+        assert "that is an input" in capsys.readouterr().err
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    assert infer.main(["--model", str(model), "--source", str(image), "--headless", "--json", str(tmp_path / "h.jsonl")]) == 0
+
+
 def test_no_display_without_headless_is_a_clear_error(toy_run, video, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
