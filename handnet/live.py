@@ -153,9 +153,9 @@ class VideoOut:
 def run_live(detector, source: Source, tracker: HandTracker | None = None, show: bool = True,
              save: str | None = None, json_path: str | None = None, log=print, gestures=None) -> Summary:
     """Run until the source ends, q/Esc is pressed, the window closes or Ctrl-C. Writers are
-    closed and the window destroyed whatever happens. Images (source.stills) are never tracked. gestures: a GestureClassifier that labels
-    every detected hand (the tracker then votes over each track's last frames). Returns the
-    Summary."""
+    closed and the window destroyed whatever happens. Images (source.stills) are never tracked.
+    gestures: a GestureClassifier that labels every detected hand (the tracker then votes over
+    each track's last frames). Returns the Summary."""
     summary = Summary()
     if tracker is not None and source.stills:
         # Tracking would smooth each photo's hands towards the last photo's, by wall-clock time.

@@ -131,7 +131,8 @@ def with_training_heads(model: keras.Model, heads) -> keras.Model:
     annotated hand, open or not (the model's own hand map where it has one); `negatives` lights
     up annotated negatives such as faces and arms; `segment` gives, per role, the share of each
     cell that shows things of that role. Outputs (B, H', W', 1 + the heads' HEAD_OUTPUTS), the
-    heatmap first. The heads share every other layer; deployed_copy keeps the network's own."""
+    heatmap first. The heads share every other layer; copying the weights into build_model's network
+    (training.plain_copy) keeps the ones it deploys."""
     unknown = set(heads) - set(TRAINING_HEADS)
     if unknown:
         raise ValueError(f"unknown training heads {sorted(unknown)} (choose from {', '.join(TRAINING_HEADS)})")

@@ -61,7 +61,7 @@ def find_peaks(
     pooled = cv2.dilate(heatmap, np.ones((3, 3), np.uint8))
     tops = (((heatmap >= pooled - FLAT_STEP) | (heatmap >= SATURATED)) & (heatmap >= threshold)).astype(np.uint8)
     count, component = cv2.connectedComponents(tops, connectivity=8)
-    peaks = []  # (score, row, column, centre row, centre column) per flat top or single peak
+    peaks = []  # (score, row, column, centre row, centre column, cells) per flat top or single peak
     for k in range(1, count):
         rows, cols = np.nonzero(component == k)
         values = heatmap[rows, cols]
@@ -137,15 +137,14 @@ def detect_hands(heatmap: np.ndarray, box: Letterbox, label: str, threshold: flo
     peaks = find_peaks(hands_map, threshold, stride, sigma_scale, min_sigma)
     rows = np.clip((peaks[:, 1] // stride).astype(int), 0, hands_map.shape[0] - 1)
     cols = np.clip((peaks[:, 0] // stride).astype(int), 0, hands_map.shape[1] - 1)
-
-    def near(channel: int) -> np.ndarray:
-        return cv2.dilate(maps[..., channel], np.ones((3, 3), np.uint8))[rows, cols]
-
     x, y, r = box.to_frame(peaks[:, 0], peaks[:, 1], calibrate_radius(peaks[:, 2], radius_knots))
     if maps.shape[-1] == 1:
         return [Detection(float(a), float(b), float(c), float(s), label, open_score=float(s))
                 for a, b, c, s in zip(x, y, r, peaks[:, 3])]
-    openness = maps[rows, cols, 2] if maps.shape[-1] > 2 else near(0)
+    if maps.shape[-1] > 2:
+        openness = maps[rows, cols, 2]
+    else:
+        openness = cv2.dilate(maps[..., 0], np.ones((3, 3), np.uint8))[rows, cols]
     labels = [OPEN if o >= open_threshold else OTHER for o in openness]
     return [Detection(float(a), float(b), float(c), float(s), name, open_score=float(o))
             for a, b, c, s, name, o in zip(x, y, r, peaks[:, 3], labels, openness)]

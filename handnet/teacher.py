@@ -116,9 +116,7 @@ class _Point:
 def annotated_hands(root: Path) -> dict[Path, list]:
     """{resolved image path: [annotations.Hand]} of a folder's own annotations, any format; {}
     for a folder without any."""
-    try:
-        detect_format(root)
-    except DatasetError:
+    if detect_format_or_none(root) is None:
         return {}
     return {Path(s.path).resolve(): list(s.hands) for s in read_dataset(root)}
 
