@@ -57,6 +57,8 @@ HELP = {
                       "datasets/README.md); the saved model leaves it out (0 = off; default 1.0)",
     "augment": "random zoom, shift, flip and colour for each training image (real data wants it; it slows learning "
                "on the synthetic set)",
+    "mosaic": "with --augment: share of training examples made a 2x2 or 3x3 grid of augmented training images, "
+              "so hands also come 2-3x smaller among real backgrounds, as far players do (default 0: none)",
     "epoch_val_images": "validation images behind each epoch's val_loss in the log and curves.png, spread over "
                         "them (0: all; default 480); the final metrics score every validation image",
     "dense_scenes": "the built-in synthetic set's training scenes hold 2-9 hands, 2-6 more small ones (6-20 px) "
@@ -96,6 +98,8 @@ GESTURE_HELP = {
                     "(default 0: none)",
     "out": "run folder (default: runs/gestures-<loss>-<date>-<time>)",
     "export": "write runs/<name>/gestures-int8.tflite for handnet.runtime at the end",
+    "skip_bad": "leave out crops that cannot be read, each reported and listed in runs/<name>/skipped.txt "
+                "(default: stop at the first, naming it)",
 }
 SKIP = {"version", "classes", "radius_knots"}
 INT_LISTS = {"input_size": "SIDE", "crop_size": "SIDE", "data_repeats": "N"}  # flags taking whole numbers

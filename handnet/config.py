@@ -160,6 +160,10 @@ class Config(SavedConfig):
     batch_size: int = 8
     learning_rate: float = 3e-3  # peak of the warm-up + cosine schedule; 2e-3 until 2026-12-04 (docs/default-run.md)
     augment: bool = False  # zoom, shift, flip, colour; slows learning on the synthetic set, real data wants it
+    # With augment: share of training examples made a 2x2 or 3x3 mosaic of augmented training
+    # images (handnet.data.make_mosaic), so real hands also come 2-3x smaller, as people a few
+    # metres away do, among real backgrounds. 0 = none.
+    mosaic: float = 0.0
     # Without augment: mirror each training image left-right at random, which costs nothing and
     # delays memorising the scenes (+2 points of F1 in the default run, docs/default-run.md).
     flip: bool = True
@@ -230,6 +234,10 @@ class Config(SavedConfig):
             raise ValueError(f"unknown precision '{self.precision}' (choose from {', '.join(PRECISIONS)})")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
+        if not 0 <= self.mosaic <= 1:
+            raise ValueError(f"mosaic must be a share between 0 and 1, got {self.mosaic}")
+        if self.mosaic and not self.augment:
+            raise ValueError("mosaic is an augmentation: it needs augment")
         if self.focus_crops and not (self.crop_size or self.augment):
             raise ValueError("focus_crops places crops around hands, so it needs crop_size (or augment)")
         if self.stem_channels < 1:
@@ -292,6 +300,7 @@ class GestureConfig(SavedConfig):
     data: str = ""  # one sub-folder per known gesture, plus na_name/; "" = the synthetic set
     unseen: str = ""  # one sub-folder per unseen gesture; "" = <data>-unseen where it exists
     na_name: str = "na"
+    skip_bad: bool = False  # leave unreadable crops out (each reported, listed in skipped.txt) instead of stopping
     val_fraction: float = 0.2
     group_size: int = 8  # consecutive files kept on one side of the split
     # model

@@ -93,12 +93,15 @@ def jitter_colours(rng, image: np.ndarray) -> np.ndarray:
     return np.clip(image, 0, 255)
 
 
-def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, np.ndarray]:
+def make_example(sample: Sample, config: Config, rng=None, pool=()) -> tuple[np.ndarray, np.ndarray]:
     """One (image, y_true) pair as documented above. With rng, a training example: an augmented
-    crop of config.train_size when config.augment, else the letterboxed input mirrored at random
-    when config.flip, then cut to a crop (cut_crop) when config.crop_size. With rng=None, the whole
+    crop of config.train_size when config.augment (a mosaic of it and samples drawn from `pool`, a
+    config.mosaic share of the time), else the letterboxed input mirrored at random when
+    config.flip, then cut to a crop (cut_crop) when config.crop_size. With rng=None, the whole
     letterboxed input, unaugmented. The sample's label mask, where it has one and the segment head
     trains, goes through the same geometry."""
+    if rng is not None and config.augment and len(pool) and rng.random() < config.mosaic:
+        return make_mosaic(sample, config, rng, pool)
     segment = bool(sample.mask) and config.segment_weight > 0
     if rng is None or not config.augment:
         image, hands = letterboxed_input(sample, config)
@@ -121,6 +124,38 @@ def make_example(sample: Sample, config: Config, rng=None) -> tuple[np.ndarray, 
     image = jitter_colours(rng, warp(frame, matrix, size))
     roles = warp(role_image(sample), matrix, size) if segment else None
     return image, training_targets(transform_hands(hands, matrix), size, config, roles)
+
+
+MOSAIC_GRIDS = (2, 3)  # cells per side: hands 2-3x smaller than in a whole augmented frame
+
+
+def make_mosaic(sample: Sample, config: Config, rng, pool) -> tuple[np.ndarray, np.ndarray]:
+    """An augmented training example made of a k x k grid (k in MOSAIC_GRIDS) of augmented
+    images, the sample's in a random cell and the others drawn from `pool`: each image is
+    letterboxed into its cell with the usual random zoom, shift and flip, so hands come out k
+    times smaller, among real rooms, faces and bodies rather than on a plain border (the people
+    at 1-4 m that a letterboxed webcam or phone frame makes small). A hand whose centre falls
+    outside its own cell is dropped; the cells' edges cut it off."""
+    size = config.train_size
+    k = int(rng.choice(MOSAIC_GRIDS))
+    edges_y = np.linspace(0, size[0], k + 1).round().astype(int)
+    edges_x = np.linspace(0, size[1], k + 1).round().astype(int)
+    members = [pool[i] for i in rng.integers(len(pool), size=k * k)]
+    members[rng.integers(k * k)] = sample
+    image = np.empty((*size, 3), np.uint8)
+    all_hands = []
+    for cell, member in enumerate(members):
+        (y0, y1), (x0, x1) = edges_y[cell // k : cell // k + 2], edges_x[cell % k : cell % k + 2]
+        cell_hw = (int(y1 - y0), int(x1 - x0))
+        frame = read_image(member.path)
+        matrix = random_affine(rng, frame.shape[:2], cell_hw)
+        image[y0:y1, x0:x1] = warp(frame, matrix, cell_hw)
+        hands = transform_hands(hands_array(member), matrix)
+        inside = (hands[:, 0] >= 0) & (hands[:, 0] < cell_hw[1]) & (hands[:, 1] >= 0) & (hands[:, 1] < cell_hw[0])
+        all_hands.append(hands[inside] + np.array([x0, y0, 0, 0], np.float32))
+    # No label masks: cells of masked and unmasked images side by side would teach the segment
+    # head that an unmasked photo shows nothing, so a mosaic does not train it.
+    return jitter_colours(rng, image), training_targets(np.concatenate(all_hands), size, config, None)
 
 
 def draws_flip(rng, config: Config) -> bool:
@@ -230,7 +265,7 @@ def make_dataset(samples: list[Sample], config: Config, training: bool, skip: in
         rng = np.random.default_rng([config.seed, int(draw)]) if randomised else None
         if prepared is not None:
             return prepared.example(samples[int(index)], rng)
-        image, y_true = make_example(samples[int(index)], config, rng)
+        image, y_true = make_example(samples[int(index)], config, rng, pool=samples if augment else ())
         return image.astype(np.float32), y_true.astype(np.float32)
 
     def tf_load(index, draw):

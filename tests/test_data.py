@@ -65,6 +65,37 @@ def test_flipped_training_examples_mirror_image_and_targets_together(tmp_path):
         np.testing.assert_array_equal(make_example(sample, unflipped, np.random.default_rng(seed))[0], plain_image)
 
 
+def test_mosaics_tile_smaller_hands_whose_targets_follow_them(tmp_path):
+    (sample,) = _dot_dataset(tmp_path)
+    config = Config(input_size=(96, 144), augment=True, mosaic=1.0)
+    whole = Config(input_size=(96, 144), augment=True)
+    mosaic_peaks, whole_peaks, mosaic_areas, whole_areas = [], [], [], []
+
+    def disc_areas(image):
+        grey = image.mean(axis=2)
+        count, _, stats, centres = cv2.connectedComponentsWithStats((grey > grey.max() / 2).astype(np.uint8))
+        return [(stats[i, cv2.CC_STAT_AREA], centres[i]) for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] > 4]
+
+    for seed in range(12):
+        image, y_true = make_example(sample, config, np.random.default_rng(seed), pool=[sample])
+        assert image.shape == (96, 144, 3) and y_true.shape == (12, 18, target_channels(config))
+        discs = [centre for area, centre in disc_areas(image)]
+        mosaic_areas += [area for area, _ in disc_areas(image)]
+        peaks = np.argwhere(y_true[..., 0] == 1.0)
+        mosaic_peaks.append(len(peaks))
+        for row, col in peaks:  # each target peak sits on a white disc of the image
+            assert any(abs(cx - (col + 0.5) * 8) < 8 and abs(cy - (row + 0.5) * 8) < 8 for cx, cy in discs), \
+                f"seed {seed}: a target peak at cell ({row}, {col}) has no hand under it"
+        image, y_true = make_example(sample, whole, np.random.default_rng(seed))
+        whole_peaks.append(int((y_true[..., 0] == 1.0).sum()))
+        whole_areas += [area for area, _ in disc_areas(image)]
+    # A 2x2 or 3x3 grid of the one-hand frame holds several hands, 2-3x narrower.
+    assert np.mean(mosaic_peaks) >= 3 and max(whole_peaks) <= 1
+    assert np.median(mosaic_areas) < np.median(whole_areas) / 3
+    with pytest.raises(ValueError, match="needs augment"):
+        Config(mosaic=0.5)
+
+
 @pytest.mark.parametrize("augment", [True, False])
 def test_focus_crops_always_hold_the_hand(tmp_path, augment):
     (sample,) = _dot_dataset(tmp_path)
