@@ -358,8 +358,11 @@ def _decode(path: Path, flags: int, what: str = "image") -> np.ndarray:
         raise DatasetError(f"{path}: cannot read {what} ({err.strerror})") from None
     if not data:
         raise DatasetError(f"{path}: empty file")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
-        # OpenCV decodes a cut-off JPEG into a grey-bottomed image and only warns.
+    if data[:2] == b"\xff\xd8" and data.find(b"\xff\xd9", max(0, data.rfind(b"\xff\xda"))) < 0:
+        # OpenCV decodes a cut-off JPEG into a grey-bottomed image and only warns. The image ends
+        # at the end-of-image marker after its last scan (a 0xff in scan data is always followed
+        # by 0x00, so the marker cannot occur inside it); bytes after it, such as a phone's zero
+        # padding, are ignored by decoders and here.
         raise DatasetError(f"{path}: truncated JPEG (no end-of-image marker)")
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
         raise DatasetError(f"{path}: truncated PNG (no IEND chunk)")

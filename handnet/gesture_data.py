@@ -55,25 +55,46 @@ def unseen_dir(root: str | os.PathLike) -> Path:
     return root.with_name(root.name + "-unseen")
 
 
-def load_gesture_folder(root: str | os.PathLike, na_name: str = "na") -> tuple[list[str], list[Example]]:
+def load_gesture_folder(root: str | os.PathLike, na_name: str = "na",
+                        skipped: list | None = None) -> tuple[list[str], list[Example]]:
     """(known gesture names sorted, examples) of a folder with one sub-folder per gesture.
-    The `na_name` sub-folder is optional; its examples carry gesture == na_name."""
+    The `na_name` sub-folder is optional; its examples carry gesture == na_name. Every crop is
+    read once: DatasetError names the first that cannot be, or with a `skipped` list each such
+    error is appended to it and the crop left out."""
     root = Path(root)
     folders = image_folders(root)
     known = sorted(name for name in folders if name != na_name)
     if not known:
         raise DatasetError(f"{root}: no gesture folders (expected one sub-folder of images per gesture"
                            f"{f', plus {na_name}/' if na_name else ''})")
-    examples = [Example(str(path), name) for name in sorted(folders) for path in folders[name]]
-    return known, examples
+    return known, readable_examples(root, folders, skipped)
 
 
-def load_unseen_folder(root: str | os.PathLike) -> list[Example]:
-    """Examples of a folder with one sub-folder per unseen gesture."""
+def load_unseen_folder(root: str | os.PathLike, skipped: list | None = None) -> list[Example]:
+    """Examples of a folder with one sub-folder per unseen gesture, checked as load_gesture_folder's."""
     folders = image_folders(Path(root))
     if not folders:
         raise DatasetError(f"{root}: no gesture folders with images")
-    return [Example(str(path), name) for name in sorted(folders) for path in folders[name]]
+    return readable_examples(root, folders, skipped)
+
+
+def readable_examples(root, folders: dict[str, list[Path]], skipped: list | None) -> list[Example]:
+    """The examples of every crop in `folders` that decodes (a zero-byte or junk crop would
+    otherwise stop training midway, inside the input pipeline)."""
+    examples = []
+    for name in sorted(folders):
+        for path in folders[name]:
+            try:
+                read_image(path)
+            except DatasetError as err:
+                if skipped is None:
+                    raise DatasetError(f"{err} (--skip-bad leaves such crops out)") from None
+                skipped.append(err)
+                continue
+            examples.append(Example(str(path), name))
+    if not examples:
+        raise DatasetError(f"{root}: no readable crops (every one was skipped)")
+    return examples
 
 
 def image_folders(root: Path) -> dict[str, list[Path]]:

@@ -178,8 +178,11 @@ def train_gestures(config: GestureConfig) -> dict:
     .tflite into config.out; returns the results. DatasetError/ValueError for bad input."""
     keras.utils.set_random_seed(config.seed)
     data, unseen_root = resolve_data(config)
-    known, examples = load_gesture_folder(data, config.na_name)
-    unseen = load_unseen_folder(unseen_root) if unseen_root else []
+    skipped = [] if config.skip_bad else None
+    known, examples = load_gesture_folder(data, config.na_name, skipped)
+    unseen = load_unseen_folder(unseen_root, skipped) if unseen_root else []
+    for problem in skipped or []:
+        print(f"skipped {problem}")
     overlap = sorted({e.gesture for e in unseen} & set(known))
     if overlap:
         raise ValueError(f"unseen gestures must not be trained on, but {', '.join(overlap)} are in {data} too")
@@ -203,6 +206,8 @@ def train_gestures(config: GestureConfig) -> dict:
     config.data = str(data)
     config.unseen = str(unseen_root or "")
     config.save(run / "config.json")
+    if skipped:
+        (run / "skipped.txt").write_text("".join(f"{problem}\n" for problem in skipped))
 
     steps = max(1, len(train) // config.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(

@@ -64,6 +64,17 @@ def test_odd_but_valid_images_are_read_as_8_bit_bgr(tmp_path):
     assert read_image(root / "rotated.jpg")[:5].mean() > 200  # the EXIF rotation was applied
 
 
+def test_a_jpeg_padded_after_its_end_marker_is_read_and_a_cut_one_is_not(tmp_path):
+    # Some phones pad their JPEGs with zeros after the end-of-image marker; decoders ignore them.
+    write_image(tmp_path / "plain.jpg", 64, 96)
+    data = (tmp_path / "plain.jpg").read_bytes()
+    (tmp_path / "padded.jpg").write_bytes(data + bytes(218_000))
+    np.testing.assert_array_equal(read_image(tmp_path / "padded.jpg"), read_image(tmp_path / "plain.jpg"))
+    (tmp_path / "cut-padded.jpg").write_bytes(data[: len(data) * 2 // 3] + bytes(5000))
+    with pytest.raises(DatasetError, match="cut-padded.jpg: truncated JPEG"):
+        read_image(tmp_path / "cut-padded.jpg")
+
+
 def test_skip_bad_trains_anyway_and_reports_every_file(tmp_path, capsys):
     root = messy_dataset(tmp_path / "messy")
     out = tmp_path / "run"

@@ -92,10 +92,11 @@ def test_crops_with_a_detector_add_the_framing_infer_py_sees(toy_run, tmp_path, 
 
 
 def test_split_keeps_runs_of_consecutive_frames_together_per_gesture(tmp_path):
+    png = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes()
     for gesture in ("a", "b", "na"):
         (tmp_path / "g" / gesture).mkdir(parents=True)
         for i in range(40):
-            (tmp_path / "g" / gesture / f"frame{i:03d}.png").write_bytes(b"x")
+            (tmp_path / "g" / gesture / f"frame{i:03d}.png").write_bytes(png)
     _, examples = load_gesture_folder(tmp_path / "g")
     train, val = split_examples(examples, 0.25, 8, seed=0)
     assert len(train) + len(val) == 120 and not {e.path for e in train} & {e.path for e in val}

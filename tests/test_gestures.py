@@ -172,6 +172,30 @@ def test_a_set_without_na_crops_writes_strict_json(tmp_path, capsys):
     assert "unknown -> na -," in capsys.readouterr().out
 
 
+def test_bad_crops_stop_training_before_the_run_folder_unless_skipped(tmp_path, capsys):
+    """A zero-byte and a junk crop among good ones: named, exit 2, no run folder; with
+    --skip-bad each is reported, listed in skipped.txt, and the rest trains."""
+    from conftest import write_shape_folders
+
+    import train
+
+    data, _ = write_shape_folders(tmp_path / "shapes", per_class=8)
+    gesture = sorted(p for p in data.iterdir() if p.is_dir() and p.name != "na")[0]
+    (gesture / "zero.png").write_bytes(b"")
+    (gesture / "junk.jpg").write_bytes(b"\xff\xd8 not a picture \xff\xd9")
+    argv = ["gestures", "--data", str(data), "--backbone", "small", "--width", "8", "--input-side", "32",
+            "--epochs", "1", "--group-size", "2", "--no-export"]
+    assert train.main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "junk.jpg: unreadable image" in err and "--skip-bad" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+    assert train.main([*argv, "--skip-bad", "--out", str(tmp_path / "skipping")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and "zero.png: empty file" in out
+    listed = (tmp_path / "skipping" / "skipped.txt").read_text()
+    assert "junk.jpg" in listed and "zero.png" in listed
+
+
 def test_training_refuses_unseen_gestures_that_are_also_known(tmp_path):
     from conftest import write_shape_folders
 
