@@ -25,8 +25,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from handnet.atomic import refuse_inputs_as_outputs
-from handnet.live import open_detector, run_live
+from handnet.atomic import check_output_file, refuse_inputs_as_outputs
+from handnet.live import VIDEO_SUFFIXES, open_detector, run_live
 from handnet.runtime import GestureClassifier
 from handnet.sources import SourceError, open_source
 from handnet.tracking import HandTracker, TrackerConfig
@@ -61,8 +61,17 @@ def main(argv=None) -> int:
                         help="frames a hand must be seen in before it is shown: 2-3 hide one-frame false "
                              "alarms (default %(default)s: at once)")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: use at least 1 thread")
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        parser.error(f"--threshold {args.threshold}: a score threshold lies between 0 and 1 (exclusive)")
     try:
         refuse_inputs_as_outputs({"--json": args.json, "--save": args.save}, [args.model, args.gestures, args.source])
+        if args.save and Path(args.save).suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"--save {args.save}: name a video file ({', '.join(VIDEO_SUFFIXES)})")
+        for flag, path in (("--json", args.json), ("--save", args.save)):
+            if path:
+                check_output_file(path, flag)
         tracker = None if args.no_track else HandTracker(min_cutoff=args.min_cutoff, beta=args.beta,
                                                          max_missed=args.max_missed, gesture_votes=args.gesture_votes,
                                                          min_age=args.min_age)
@@ -70,8 +79,9 @@ def main(argv=None) -> int:
         gestures = GestureClassifier(args.gestures, num_threads=args.threads) if args.gestures else None
         source = open_source(args.source)
     except (SourceError, FileNotFoundError, ValueError) as err:
-        hint = " (train one with python train.py, or pass --model)" if args.model == str(DEFAULT_MODEL) else ""
-        print(f"error: {err}{hint if isinstance(err, FileNotFoundError) else ''}", file=sys.stderr)
+        missing_default = args.model == str(DEFAULT_MODEL) and not DEFAULT_MODEL.is_file()
+        hint = " (train one with python train.py, or pass --model)" if missing_default else ""
+        print(f"error: {err}{hint}", file=sys.stderr)
         return 2
     try:
         summary = run_live(detector, source, tracker, show=not args.headless, save=args.save, json_path=args.json,
@@ -83,6 +93,9 @@ def main(argv=None) -> int:
     for path in (args.json, args.save):
         if path:
             print(f"wrote {path}")
+    if summary.frames and summary.unreadable == summary.frames:
+        print(f"error: {args.source}: no readable image", file=sys.stderr)
+        return 2
     return 3 if summary.failed else 0
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 import time
 
 from handnet.config import GESTURE_LOSSES, Config, GestureConfig
@@ -175,9 +177,15 @@ def resume_main(run: str) -> int:
 
 
 def run_job(job) -> int:
-    """0 when job() finishes; 2 with one line for bad input; 130 on Ctrl-C."""
+    """0 when job() finishes; 2 with one line for bad input; 130 on Ctrl-C, or on SIGTERM (kill,
+    a scheduler, a closing terminal), which stops the run the same way: the last checkpoint kept,
+    the resume command printed."""
     from handnet.annotations import DatasetError
 
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         job()
     except (DatasetError, ValueError, OSError, RuntimeError) as err:  # OSError: a missing file, a full disk
@@ -186,6 +194,9 @@ def run_job(job) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -321,7 +321,8 @@ class Annotator:
 def run_window(annotator: Annotator) -> None:
     from handnet.live import open_window  # noqa: PLC0415
 
-    open_window(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    open_window(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL,
+                instead="annotating needs a screen: run it on a desktop, or over ssh -X")
     cv2.setMouseCallback(WINDOW, annotator.on_mouse)
     try:
         while True:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import re
@@ -64,9 +65,14 @@ def box_to_hand(x0: float, y0: float, x1: float, y1: float, label: str) -> Hand:
     """A box becomes a hand centred on the box, with radius half its shorter side.
 
     Hand-drawn boxes often take in the wrist or forearm, which stretches the longer side; the
-    shorter side stays close to the width of the hand itself.
+    shorter side stays close to the width of the hand itself. ValueError for a box whose max
+    corner is not below-right of its min corner (a hand there would be a guess) or that is not finite.
     """
-    x0, x1, y0, y1 = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise ValueError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is not finite")
+    if x1 < x0 or y1 < y0:
+        raise ValueError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has its max corner above or left of its min corner "
+                         f"(negative width or height)")
     return Hand((x0 + x1) / 2, (y0 + y1) / 2, min(x1 - x0, y1 - y0) / 2, label, box=(x0, y0, x1, y1))
 
 
@@ -130,7 +136,9 @@ def detect_format(root: Path) -> str:
         return "yolo"
     if any(root.rglob("*.xml")):
         return "voc"
-    raise DatasetError(f"{root}: no {NATIVE_FILE}, COCO .json, YOLO data.yaml/labels or VOC .xml found")
+    broken = sorted(p.name for p in root.glob("*.json") if p.name != NATIVE_FILE)
+    hint = f" ({', '.join(broken)}: not a COCO annotation file, or not JSON at all)" if broken else ""
+    raise DatasetError(f"{root}: no {NATIVE_FILE}, COCO .json, YOLO data.yaml/labels or VOC .xml found{hint}")
 
 
 def _assign_roles(sample: Sample, mapping: dict[str, str], root: Path) -> Sample:
@@ -285,8 +293,11 @@ def _read_yolo_labels(label_path: Path, names, image: Path) -> tuple[Hand, ...]:
                 raise IndexError(cls)  # Python would count from the end
         except (ValueError, IndexError, KeyError):
             raise DatasetError(f"{label_path}: line {number} is not 'class xc yc w h' with a known class") from None
-        hands.append(box_to_hand((xc - w / 2) * width, (yc - h / 2) * height,
-                                 (xc + w / 2) * width, (yc + h / 2) * height, str(label)))
+        try:
+            hands.append(box_to_hand((xc - w / 2) * width, (yc - h / 2) * height,
+                                     (xc + w / 2) * width, (yc + h / 2) * height, str(label)))
+        except ValueError as err:
+            raise DatasetError(f"{label_path}: line {number}: {err}") from None
     return tuple(hands)
 
 

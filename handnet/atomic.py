@@ -83,3 +83,18 @@ def refuse_inputs_as_outputs(outputs: dict, inputs) -> None:
             if inside or (source.is_file() and os.path.samefile(out, source)):
                 raise ValueError(f"{flag} {out}: that is an input ({source}); writing it would destroy it, "
                                  f"so pick another output path")
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """Make sure the file `path` can be written before any work is done: its folder exists or is
+    created now. ValueError naming the flag otherwise, or when `path` is a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: that is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{flag} {path}: cannot create its folder ({err.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ValueError(f"{flag} {path}: its folder is not writable")
+    return path

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handnet.atomic import refuse_inputs_as_outputs
 from handnet.sources import SourceError, open_source
 
 WINDOW = "handnet capture"
@@ -168,6 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, help="stop after this many frames")
     args = parser.parse_args(argv)
     try:
+        refuse_inputs_as_outputs({"--out": args.out}, [args.source])
         recorder = Recorder(FrameWriter(args.out), args.every, args.countdown)
         source = open_source(args.source)
         started = time.monotonic()

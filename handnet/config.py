@@ -242,6 +242,7 @@ class Config(SavedConfig):
             raise ValueError("focus_crops places crops around hands, so it needs crop_size (or augment)")
         if self.stem_channels < 1:
             raise ValueError(f"stem_channels must be a whole number of at least 1, got {self.stem_channels}")
+        check_schedule(self)
         if self.epoch_val_images < 0:
             raise ValueError(f"epoch_val_images must be 0 (all) or more, got {self.epoch_val_images}")
         if self.crops_per_image < 1:
@@ -339,6 +340,7 @@ class GestureConfig(SavedConfig):
             raise ValueError(f"input_side must be a multiple of 16 for the fast backbone; got {self.input_side}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        check_schedule(self)
         if self.stem_channels < 1:
             raise ValueError(f"stem_channels must be a whole number of at least 1, got {self.stem_channels}")
         if not self.na_name:
@@ -350,6 +352,17 @@ class GestureConfig(SavedConfig):
 def parse_names(spec: str) -> list[str]:
     """A comma-separated flag value: 'hello, yes,,ok' -> ['hello', 'yes', 'ok']."""
     return [part.strip() for part in spec.split(",") if part.strip()]
+
+
+def check_schedule(config) -> None:
+    """ValueError unless epochs, batch_size and learning_rate can make a training schedule
+    (Keras' own error for 0 epochs names `decay_steps`, which no flag sets)."""
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be a whole number of at least 1, got {config.epochs}")
+    if config.batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {config.batch_size}")
+    if not 0 < config.learning_rate < float("inf"):
+        raise ValueError(f"learning_rate must be a positive number, got {config.learning_rate}")
 
 
 def parse_labels(spec: str) -> dict[str, str]:

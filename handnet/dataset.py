@@ -31,7 +31,7 @@ from handnet.annotations import (
     IMAGE_SUFFIXES, NATIVE_FILE, DatasetError, Hand, Sample, hand_problems, mask_problems, read_dataset, read_image,
     yolo_label_path,
 )
-from handnet.atomic import building_folders
+from handnet.atomic import building_folders, check_output_file, refuse_inputs_as_outputs, write_text
 from handnet.config import DEFAULT_LABELS, parse_labels
 from handnet.metrics import FAR_FRACTION
 
@@ -134,6 +134,8 @@ def plot_stats(samples: list[Sample], path: str | os.PathLike, title: str) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
+    from handnet.draw import save_figure  # noqa: PLC0415
+
     stats = dataset_stats(samples)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     labels = list(stats["labels"])
@@ -156,7 +158,7 @@ def plot_stats(samples: list[Sample], path: str | os.PathLike, title: str) -> No
     axes[2].set_title("images")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -173,8 +175,12 @@ def preview(samples: list[Sample], path: str | os.PathLike, labels: str, count: 
 
     from handnet.config import Config  # noqa: PLC0415
     from handnet.draw import draw_hands, heatmap_to_bgr, save_grid  # noqa: PLC0415
+    from handnet.model import check_size  # noqa: PLC0415
     from handnet.targets import ROLE_CODES, letterboxed_example  # noqa: PLC0415
 
+    if count < 1:
+        raise ValueError(f"--count {count}: show at least 1 image")
+    check_size("fast", tuple(input_size), "--input-size")  # the grid of the network's heatmap
     mapping = parse_labels(labels)
     config = Config(input_size=tuple(input_size), labels=labels)
     picked = [samples[i] for i in np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int)]
@@ -355,6 +361,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     name = Path(args.data).resolve().name
     try:
+        outputs = {"--png": args.png or f"{name}-stats.png", "--json": args.json} if args.command == "stats" else \
+            {"--out": args.out or f"{name}-preview.png"} if args.command == "preview" else {}
+        refuse_inputs_as_outputs(outputs, [args.data])
+        for flag, path in outputs.items():
+            if path:
+                check_output_file(path, flag)
         if args.command == "check":
             return _check_main(args)
         if args.command == "convert":
@@ -373,7 +385,7 @@ def main(argv=None) -> int:
             png = args.png or f"{name}-stats.png"
             plot_stats(samples, png, f"{name}: {stats['images']} images, {stats['hands']} hands")
             if args.json:
-                Path(args.json).write_text(json.dumps(stats, indent=2) + "\n")
+                write_text(args.json, json.dumps(stats, indent=2) + "\n")
             print(f"wrote {png}")
         else:
             out = args.out or f"{name}-preview.png"
@@ -382,6 +394,9 @@ def main(argv=None) -> int:
         return 0
     except (DatasetError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err.filename or ''}: {err.strerror}", file=sys.stderr)
         return 2
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 
 import cv2
 import numpy as np
 
+from handnet.atomic import write_bytes
 from handnet.peaks import OTHER, Detection
 
 COLOURS = {"positive": (60, 220, 60), "ignore": (0, 160, 255), "negative": (160, 160, 160)}
@@ -71,7 +73,22 @@ def save_grid(path: str | os.PathLike, rows: list[list[np.ndarray]], captions=("
     bar = np.full((22, body.shape[1], 3), 255, np.uint8)
     for k, caption in enumerate(captions):
         cv2.putText(bar, caption, (k * tile_w + 6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.imwrite(str(path), np.vstack([bar, body]))
+    save_png(path, np.vstack([bar, body]))
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a BGR image as a PNG, whole or not at all (cv2.imwrite fails without a word)."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"{path}: OpenCV cannot encode a {image.shape} image as PNG")
+    write_bytes(path, data.tobytes())
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 90) -> None:
+    """A Matplotlib figure as a PNG, whole or not at all."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    write_bytes(path, buffer.getvalue())
 
 
 def plot_curves(history_csv: str | os.PathLike, path: str | os.PathLike) -> None:

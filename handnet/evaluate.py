@@ -28,9 +28,11 @@ import numpy as np
 
 from handnet.annotations import (SPLITS, DatasetError, Sample, group_indices, load_samples, read_image,
                                  train_val_split)
+from handnet.atomic import check_output_file, refuse_inputs_as_outputs, write_text
 from handnet.config import Config, parse_labels
 from handnet.letterbox import apply_letterbox, fit_letterbox
 from handnet.metrics import evaluate_matches, f1_interval, match_image, nearest_within_reach
+from handnet.model import read_keras_model
 from handnet.peaks import detect_hands
 
 AP_THRESHOLD = 0.05  # detections down to this score feed the precision-recall curve
@@ -158,7 +160,7 @@ def save_worst(found: list, threshold: float, config: Config, count: int, png: P
             scored.append((fp + missed, fp, missed, sample, detections))
     scored.sort(key=lambda item: -item[0])  # stable: ties keep file order
     worst = scored[:count]
-    listing.write_text("".join(f"{item[3].path}\n" for item in worst))
+    write_text(listing, "".join(f"{item[3].path}\n" for item in worst))
     if not worst:
         return 0
     tiles = []
@@ -289,7 +291,7 @@ def load_model(path: str | Path):
         raise FileNotFoundError(f"{path}: model file not found")
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: missing; every handnet model needs its config.json")
-    return keras.saving.load_model(path, compile=False), Config.load(config_path)
+    return read_keras_model(path), Config.load(config_path)
 
 
 def main(argv=None) -> int:
@@ -312,8 +314,20 @@ def main(argv=None) -> int:
     parser.add_argument("--worst", type=int, metavar="N",
                         help="also write the N images with the most mistakes: worst-<data>.png and .txt beside the JSON")
     args = parser.parse_args(argv)
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        parser.error(f"--threshold {args.threshold}: a score threshold lies between 0 and 1 (exclusive)")
+    if args.worst is not None and args.worst < 1:
+        parser.error(f"--worst {args.worst}: show at least 1 image")
     tflite = args.model.endswith(".tflite")
+    name = Path(args.data[0]).resolve().name
+    out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{name}.json"
     try:
+        outputs = {"--out": out}
+        if args.worst:
+            outputs |= {"--worst (its PNG)": out.with_name(f"worst-{name}.png"),
+                        "--worst (its list)": out.with_name(f"worst-{name}.txt")}
+        refuse_inputs_as_outputs(outputs, [args.model, *args.data])
+        check_output_file(out, "--out")
         if tflite:
             from handnet.runtime import read_model_info  # noqa: PLC0415
 
@@ -344,10 +358,7 @@ def main(argv=None) -> int:
     interval = f1_interval(per_image, threshold, group_indices([s for s, _ in found], args.group_size or config.group_size))
     if interval:
         metrics["f1_interval"] = [round(v, 4) for v in interval]
-    name = Path(args.data[0]).resolve().name
-    out = Path(args.out) if args.out else Path(args.model).parent / f"metrics-{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out, json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     print(format_metrics(metrics))
     print(f"wrote {out}")
     if args.worst:

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import re
+import struct
 import sys
 from pathlib import Path
 
@@ -180,7 +181,10 @@ def read_conv_weights(path: str | os.PathLike) -> tuple[str, dict[str, tuple[np.
     info = read_model_info(path)
     if not isinstance(info, ModelInfo):
         raise ValueError(f"{path}: a gesture classifier, not a hand detector")
-    model = flatbuffer_utils.read_model(str(path))
+    try:
+        model = flatbuffer_utils.read_model(str(path))
+    except struct.error:  # the metadata came before the cut
+        raise ValueError(f"{path}: truncated or damaged TFLite file") from None
     graph = model.subgraphs[0]
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     producer = {out: op for op in graph.operators for out in op.outputs}
@@ -287,6 +291,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from handnet.annotations import DatasetError  # noqa: PLC0415
+    from handnet.atomic import check_output_file, refuse_inputs_as_outputs  # noqa: PLC0415
     from handnet.evaluate import load_model  # noqa: PLC0415
 
     try:
@@ -294,6 +299,8 @@ def main(argv=None) -> int:
         if args.data:
             config.data = [str(d) for d in args.data]
         out = args.out or Path(args.model).parent / f"model-{args.mode}.tflite"
+        refuse_inputs_as_outputs({"--out": out}, [args.model, Path(args.model).parent / "config.json", *config.data])
+        check_output_file(out, "--out")
         path = export_model(model, config, args.mode, out, qat_epochs=args.qat_epochs)
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

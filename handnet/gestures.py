@@ -47,7 +47,8 @@ from handnet.metrics import (
     choose_gesture_threshold, confusion_matrix, decide_gestures, gesture_figures, open_set_figures,
 )
 from handnet.model import (
-    UNFOLD_FRAMES, adopt_stem_channels, check_stem, conv_bn, fast_features, load_folded_weights, stem_channels_of,
+    UNFOLD_FRAMES, adopt_stem_channels, check_stem, conv_bn, fast_features, load_folded_weights, read_keras_model,
+    stem_channels_of,
 )
 from handnet.training import CurvesCallback, StopOnCtrlC, prepare_run_folder
 
@@ -99,7 +100,7 @@ def init_from_model(model: keras.Model, path: str | Path, crops=None) -> list[st
             hint = "" if stem_channels_of(model) else "; a detector starts the `fast` backbone only (--backbone fast)"
             raise ValueError(f"{path}: cannot start this gesture model from it ({err}){hint}") from err
         return [layer.name for layer in model.layers if layer.weights and layer.name != "scores"]
-    source = keras.saving.load_model(path, compile=False)
+    source = read_keras_model(path)
     try:
         check_stem(model, stem_channels_of(source))
     except ValueError as err:
@@ -161,7 +162,7 @@ def load_gesture_model(path: str | Path) -> tuple[keras.Model, GestureConfig]:
     config_path = path.parent / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: missing; every handnet model needs its config.json")
-    return keras.saving.load_model(path, compile=False), GestureConfig.load(config_path)
+    return read_keras_model(path), GestureConfig.load(config_path)
 
 
 def resolve_data(config: GestureConfig) -> tuple[Path, Path | None]:

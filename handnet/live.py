@@ -122,12 +122,17 @@ def hand_record(hand, tracked: bool) -> dict:
     return record
 
 
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")  # containers OpenCV's writers know by name
+
+
 class VideoOut:
-    """An .mp4 (or any extension OpenCV writes) of the annotated frames. Written under a
-    temporary name and renamed when closed, so the named file is always a finished video."""
+    """An .mp4 (or .avi, .mkv, .mov, .m4v) of the annotated frames. Written under a temporary
+    name and renamed when closed, so the named file is always a finished video."""
 
     def __init__(self, path: str | os.PathLike, fps: float):
         self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"--save {path}: name a video file ({', '.join(VIDEO_SUFFIXES)})")
         self.partial = partial_file(self.path)
         self.fps = fps
         self.writer = None
@@ -147,6 +152,11 @@ class VideoOut:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+            # A writer can open and then write nothing at all (a frame too large for the codec).
+            if not self.partial.is_file() or self.partial.stat().st_size == 0:
+                self.partial.unlink(missing_ok=True)
+                raise OSError(f"{self.path}: OpenCV cannot write this video (frames {self.size[0]} x {self.size[1]}; "
+                              "try a .mp4 or .avi name, or smaller frames)")
             os.replace(self.partial, self.path)
 
 
@@ -229,14 +239,15 @@ def run_live(detector, source: Source, tracker: HandTracker | None = None, show:
     return summary
 
 
-def open_window(name: str = WINDOW, flags: int = cv2.WINDOW_NORMAL) -> None:
+def open_window(name: str = WINDOW, flags: int = cv2.WINDOW_NORMAL, instead: str = "run with --headless") -> None:
+    """instead: what the error suggests doing without a window (annotate has no headless mode)."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         # OpenCV's Qt backend aborts the whole process without a display; say so first.
-        raise RuntimeError("no display (DISPLAY is not set); run with --headless")
+        raise RuntimeError(f"no display (DISPLAY is not set); {instead}")
     try:
         cv2.namedWindow(name, flags)
     except cv2.error as err:
-        raise RuntimeError(f"cannot open a window ({err.msg.strip()}); run with --headless") from err
+        raise RuntimeError(f"cannot open a window ({err.msg.strip()}); {instead}") from err
 
 
 def show_frame(image: np.ndarray) -> bool:

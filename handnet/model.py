@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -201,6 +202,18 @@ def check_init_file(path: str) -> None:
         raise FileNotFoundError(f"--init: no such file '{path}' (a model.keras, .weights.h5 or exported .tflite)")
 
 
+def read_keras_model(path) -> keras.Model:
+    """The network saved in a `.keras` file, uncompiled. ValueError naming the file when it is
+    not a whole Keras archive (Keras itself says "File not found" for a damaged one)."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a Keras model (a .keras file is a zip archive; this one is damaged, "
+                         "truncated or something else)")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: Keras cannot load it ({err})") from None
+
+
 def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
     """Start `model` from the weights of a trained network of the same preset: a `.keras` model
     (a run's model.keras), a `.weights.h5` file, or an exported detector `.tflite` (the shipped
@@ -218,7 +231,7 @@ def load_init_weights(model: keras.Model, path: str, frames=None) -> None:
             check_stem(model, stem_channels_of(weights))
             load_folded_weights(model, weights, frames)
         elif path.endswith(".keras"):
-            source = keras.saving.load_model(path, compile=False)
+            source = read_keras_model(path)
             if source.name != model.name:
                 raise ValueError(f"it holds '{source.name}', not '{model.name}'")
             check_stem(model, stem_channels_of(source))
@@ -248,7 +261,7 @@ def stem_channels_in(path: str) -> int | None:
 
             return stem_channels_of(read_conv_weights(path)[1])
         if path.endswith(".keras"):
-            return stem_channels_of(keras.saving.load_model(path, compile=False))
+            return stem_channels_of(read_keras_model(path))
     except (ValueError, OSError) as err:
         raise ValueError(f"{path}: cannot read a network from it: {err}") from err
     return None

@@ -23,12 +23,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
 import time
 from pathlib import Path
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
+
+from handnet import native_logs_quieted
 
 from handnet.crops import crop_hand
 from handnet.letterbox import Letterbox, apply_letterbox
@@ -130,6 +133,8 @@ def _read_record(data: bytes, name: str) -> dict:
             entry = root.Metadata(i)
             if entry.Name() in (METADATA_NAME, METADATA_NAME.encode()):
                 return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    except struct.error:  # an offset past the end of the data
+        raise ValueError(f"{name}: truncated or damaged TFLite file ({len(data)} bytes)") from None
     except (TypeError, ValueError, IndexError, AttributeError) as err:
         raise ValueError(f"{name}: unreadable handnet metadata ({err})") from err
     raise ValueError(f"{name}: no handnet metadata; export the model with python -m handnet.export")
@@ -157,7 +162,8 @@ class HandDetector:
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None,
                  score_threshold: float | None = None, open_threshold: float | None = None):
         _open_model(self, model_path, num_threads, score_threshold)  # timings: preprocess, inference, peaks
-        self.open_threshold = self.info.open_threshold if open_threshold is None else float(open_threshold)
+        self.open_threshold = self.info.open_threshold if open_threshold is None else \
+            check_threshold(open_threshold, "open_threshold")
         if self._output["shape"][-1] != len(self.info.channels):
             raise ValueError(f"{model_path}: {self._output['shape'][-1]} output channels, its metadata names "
                              f"{len(self.info.channels)} ({', '.join(self.info.channels)})")
@@ -245,7 +251,8 @@ def _open_model(model, model_path, num_threads, score_threshold) -> None:
     data = _read_file(model_path)
     model.info = _info_from_bytes(data, str(model_path), task=model.TASK)
     model.path = str(model_path)
-    model.score_threshold = model.info.score_threshold if score_threshold is None else float(score_threshold)
+    model.score_threshold = model.info.score_threshold if score_threshold is None else \
+        check_threshold(score_threshold, "score_threshold")
     model.timings = {}  # milliseconds per stage of the last call
     model._interpreter, model._input, model._output = _load_interpreter(data, model_path, num_threads,
                                                                         model.info.input_size)
@@ -253,9 +260,12 @@ def _open_model(model, model_path, num_threads, score_threshold) -> None:
 
 def _load_interpreter(data: bytes, model_path, num_threads, input_hw) -> tuple:
     """(interpreter, input detail, output detail), checking the input shape against the metadata."""
+    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+        raise ValueError(f"num_threads must be a whole number of at least 1, got {num_threads!r}")
     try:
-        interpreter = Interpreter(model_content=data, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with native_logs_quieted():  # LiteRT announces its XNNPACK delegate on every load
+            interpreter = Interpreter(model_content=data, num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise ValueError(f"{model_path}: LiteRT cannot load it: {err}") from err
     detail_in, detail_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -263,6 +273,15 @@ def _load_interpreter(data: bytes, model_path, num_threads, input_hw) -> tuple:
     if tuple(detail_in["shape"]) != expected:
         raise ValueError(f"{model_path}: input shape {tuple(detail_in['shape'])} does not match its metadata {expected}")
     return interpreter, detail_in, detail_out
+
+
+def check_threshold(value, name: str) -> float:
+    """value as a float; ValueError unless it lies strictly between 0 and 1 (a score threshold of
+    0 or less finds a hand in every cell, one of 1 or more finds none, NaN compares false)."""
+    value = float(value)
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must lie between 0 and 1 (exclusive), got {value}")
+    return value
 
 
 def check_frame(frame) -> None:

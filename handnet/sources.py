@@ -26,6 +26,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from handnet.annotations import DatasetError, read_image
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 LIVE_RETRIES = 5  # failed reads in a row before a live source gives up
 RETRY_PAUSE = 0.2  # seconds between them
@@ -96,8 +98,10 @@ class ImageSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         started = time.monotonic()
         for index, path in enumerate(self.paths):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            error = None if image is not None else "unreadable image"
+            try:  # the training pipeline's decoder: truncated files are errors, not half-grey frames
+                image, error = read_image(path), None
+            except DatasetError as err:
+                image, error = None, str(err).removeprefix(f"{path}: ")
             yield Frame(image, index, time.monotonic() - started, path.name, error)
         self.end_reason = f"all {len(self.paths)} images done"
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from handnet.annotations import (IMAGE_SUFFIXES, NATIVE_FILE, DatasetError, detect_format, load_samples, read_dataset,
                                  read_image)
-from handnet.atomic import write_text
+from handnet.atomic import check_output_file, refuse_inputs_as_outputs, write_text
 from handnet.metrics import within
 
 MIN_SCORE = 0.5  # MediaPipe Hands' own min_detection_confidence
@@ -243,6 +243,13 @@ def main(argv=None) -> int:
             print(f"error: the teacher adds to a folder's own hands.json only: run it without --out on "
                   f"{roots[0] if found == 'native' else out}", file=sys.stderr)
             return 2
+    try:
+        refuse_inputs_as_outputs({"--json": args.json}, roots)
+        if args.json:
+            check_output_file(args.json, "--json")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         teacher = Teacher(args.min_score)
     except RuntimeError as err:

@@ -139,6 +139,11 @@ class HandTracker:
         if c.max_distance <= 0 or c.max_missed < 0 or c.gesture_votes < 1 or c.min_age < 1 or c.label_frames < 1:
             raise ValueError("HandTracker needs max_distance > 0, max_missed >= 0, gesture_votes >= 1, min_age >= 1 "
                              "and label_frames >= 1")
+        # Checked here, not at the first filtered frame, so a bad value stops a run before it writes anything;
+        # NaN would pass the filter's own comparisons and write "x": NaN into the JSON lines.
+        for name, value, low in (("min_cutoff", c.min_cutoff, 0), ("beta", c.beta, None), ("d_cutoff", c.d_cutoff, 0)):
+            if not math.isfinite(value) or value < 0 or value == low:
+                raise ValueError(f"{name} must be a finite number {'above' if low == 0 else 'of at least'} 0, got {value}")
         self._tracks: list[_Track] = []
         self._next_id = 1
 

@@ -146,23 +146,25 @@ class StopOnCtrlC(keras.callbacks.Callback):
     raises KeyboardInterrupt wherever the main thread is when the signal comes, and inside a
     weakref or __del__ callback (TensorFlow runs many) it is printed and dropped, so the run would
     go on to the end. Here the handler only takes note and the callback raises in plain code; a
-    second Ctrl-C before that raises at once. Used as a context manager around fit, main thread
-    only; a process that ignores SIGINT goes on ignoring it."""
+    second Ctrl-C before that raises at once. SIGTERM (kill, a cluster's scheduler, a closing
+    terminal; the signal a script's background job still gets) is taken the same way. Used as a
+    context manager around fit, main thread only; a process that ignores SIGINT goes on ignoring it."""
 
     def __init__(self):
         super().__init__()
-        self.pressed, self.previous = False, None
+        self.pressed, self.previous = False, {}
 
     def __enter__(self):
-        main = threading.current_thread() is threading.main_thread()
-        if main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            self.previous = signal.signal(signal.SIGINT, self._note)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self.previous[signum] = signal.signal(signum, self._note)
         return self
 
     def __exit__(self, *exc_info):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
     def _note(self, signum, frame):
         if self.pressed:

@@ -26,7 +26,11 @@ def test_label_override_with_wildcard(native_dataset):
 
 def test_box_rule_is_centre_and_half_shorter_side():
     assert box_to_hand(10, 20, 50, 120, "hello") == Hand(30, 70, 20, "hello", box=(10, 20, 50, 120))
-    assert box_to_hand(50, 120, 10, 20, "hello").box == (10, 20, 50, 120)  # corners in any order
+    # Swapped corners are a broken box (VOC xmax < xmin, YOLO negative width), not another hand.
+    with pytest.raises(ValueError, match="negative width"):
+        box_to_hand(50, 120, 10, 20, "hello")
+    with pytest.raises(ValueError, match="not finite"):
+        box_to_hand(10, 20, float("nan"), 120, "hello")
 
 
 def test_voc_reader(tmp_path):

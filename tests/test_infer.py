@@ -73,7 +73,7 @@ def test_a_folder_gets_a_line_per_image_even_without_hands(toy_run, tmp_path):
     assert [line["image"] for line in lines] == ["a_hand.png", "b_empty.png", "c_broken.jpg"]
     assert len(lines[0]["hands"]) == 1 and near(lines[0]["hands"][0], STILL)
     assert lines[0]["hands"][0]["track_id"] is None
-    assert lines[1]["hands"] == [] and lines[2]["hands"] == [] and "unreadable" in lines[2]["error"]
+    assert lines[1]["hands"] == [] and lines[2]["hands"] == [] and "truncated JPEG" in lines[2]["error"]
 
 
 def test_a_folder_of_photos_gives_each_image_the_hands_it_has_alone(toy_run, tmp_path):
