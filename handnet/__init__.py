@@ -48,6 +48,9 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         def exec_module(module):
             with native_logs_quieted():
                 load(module)
+                # Probing for GPUs, here rather than at the first operation, prints cuInit's
+                # failure on every machine without one.
+                module.config.list_physical_devices("GPU")
 
         spec.loader.exec_module = exec_module
         return spec

@@ -146,3 +146,27 @@ def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it():
             stop.on_train_batch_end(0)  # nothing was noted, nothing raises
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_sigterm_stops_training_as_ctrl_c_does():
+    # kill, a scheduler or a closing terminal sends SIGTERM, and a script's background job gets
+    # only that: during fit it is noted and raised at the next batch end, elsewhere at once, and
+    # train.py exits 130 with "interrupted" instead of dying without the resume command.
+    from handnet.training import StopOnCtrlC
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopOnCtrlC() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+        assert stop.pressed
+        with pytest.raises(KeyboardInterrupt):
+            stop.on_train_batch_end(0)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    def job():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the job")
+
+    assert train.run_job(job) == 130
+    assert signal.getsignal(signal.SIGTERM) is before
