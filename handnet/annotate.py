@@ -353,7 +353,8 @@ def teacher_proposer():
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.annotate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", help="folder of frames (hands.json is created or updated in it)")
     parser.add_argument("--labels", help="comma-separated labels for the number keys "
                                          "(default: the folder's own list, else open,other)")

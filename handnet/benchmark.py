@@ -270,7 +270,8 @@ def main(argv=None) -> int:
     from handnet.atomic import write_text  # noqa: PLC0415
     from handnet.blazepalm import DEFAULT_MODEL as BLAZEPALM  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="a handnet .tflite (default: the shipped one)")
     parser.add_argument("--datasets", default=str(SHARED_DATASETS), help="where the real sets are (default: %(default)s)")
     parser.add_argument("--set", dest="sets", action="append", type=parse_set, metavar="NAME=FOLDER[,FOLDER]",

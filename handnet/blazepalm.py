@@ -132,7 +132,8 @@ class PalmDetector:
 def main(argv=None) -> int:
     from handnet.evaluate import AP_THRESHOLD, format_metrics  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.blazepalm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="BlazePalm .tflite (default: %(default)s)")
     parser.add_argument("--data", required=True, nargs="+", help="dataset folder(s)")
     parser.add_argument("--labels", required=True, help="LABEL=ROLE,...: which hands count as ones to find")

@@ -160,7 +160,8 @@ def run(source, recorder: Recorder, show: bool = True, count: int | None = None)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.capture", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="dataset folder (created if missing)")
     parser.add_argument("--source", default="0", help="webcam index, stream URL or video file (default: 0)")
     parser.add_argument("--every", type=float, default=500, help="milliseconds between recorded frames (default: 500)")

@@ -157,7 +157,8 @@ def write_scenes(data: str | os.PathLike, out: str | os.PathLike, size=(240, 320
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.crop_scenes", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder with one sub-folder of hand crops per label")
     parser.add_argument("--out", required=True, help="native dataset folder to (re)create")
     parser.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("HEIGHT", "WIDTH"))

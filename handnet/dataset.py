@@ -339,7 +339,8 @@ WRITERS = {"native": write_native, "voc": write_voc, "yolo": write_yolo, "coco":
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.dataset", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("check", help="list every problem, with file and reason; exit 1 if any")
     p.add_argument("data")

@@ -295,7 +295,8 @@ def load_model(path: str | Path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="a run's model.keras (config.json beside it) or an exported .tflite")
     parser.add_argument("--data", required=True, nargs="+", help="dataset folder(s)")

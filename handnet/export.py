@@ -282,7 +282,8 @@ def export_gesture_model(model, config, out: str | os.PathLike, examples, mode: 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a run's model.keras (config.json beside it)")
     parser.add_argument("--mode", choices=MODES, default="int8")
     parser.add_argument("--out", help="output .tflite (default: model-<mode>.tflite beside the model)")

@@ -362,7 +362,8 @@ def ensure_synthetic_gestures(root: Path = SYNTHETIC_GESTURES_DIR, per_class: in
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.gesture_data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     crops = sub.add_parser("crops", help="cut hands of a box-annotated dataset into gesture folders")
     crops.add_argument("--data", nargs="+", required=True, help="dataset folder(s) in any supported format")

@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     to it, or after an interrupted study), without training."""
     import argparse  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m handnet.gesture_study", description=main.__doc__)
     parser.add_argument("folder", help="a study folder: s<seed>/<loss>/ runs, as train.py gestures --seeds leaves")
     args = parser.parse_args(argv)
     try:

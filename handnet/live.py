@@ -85,13 +85,13 @@ class Summary:
         model_ms = self.mean_ms("inference")
         stages = ", ".join(f"{stage} {self.mean_ms(stage):.1f}" for stage in STAGES
                            if stage != "gestures" or self.stage_ms[stage])
-        lines = [f"{self.end_reason}: {self.frames} frames in {self.seconds:.1f} s, {fps:.1f} fps end to end, "
-                 f"{1000 / model_ms if model_ms else 0:.0f} fps model only; {self.hands} hands",
+        lines = [f"{self.end_reason}: {plural(self.frames, 'frame')} in {self.seconds:.1f} s, {fps:.1f} fps end to "
+                 f"end, {1000 / model_ms if model_ms else 0:.0f} fps model only; {plural(self.hands, 'hand')}",
                  f"mean ms per frame: {stages}"]
         if self.dropped:
             lines.append(f"{self.dropped} camera frames dropped (newer ones were ready before they were used)")
         if self.unreadable:
-            lines.append(f"{self.unreadable} unreadable images (see 'error' in the JSON lines)")
+            lines.append(f"{plural(self.unreadable, 'unreadable image')} (see 'error' in the JSON lines)")
         return "\n".join(lines)
 
 
@@ -158,6 +158,10 @@ class VideoOut:
                 raise OSError(f"{self.path}: OpenCV cannot write this video (frames {self.size[0]} x {self.size[1]}; "
                               "try a .mp4 or .avi name, or smaller frames)")
             os.replace(self.partial, self.path)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def run_live(detector, source: Source, tracker: HandTracker | None = None, show: bool = True,

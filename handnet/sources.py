@@ -103,7 +103,7 @@ class ImageSource(Source):
             except DatasetError as err:
                 image, error = None, str(err).removeprefix(f"{path}: ")
             yield Frame(image, index, time.monotonic() - started, path.name, error)
-        self.end_reason = f"all {len(self.paths)} images done"
+        self.end_reason = "the image done" if len(self.paths) == 1 else f"all {len(self.paths)} images done"
 
 
 class VideoSource(Source):

@@ -214,7 +214,8 @@ def format_agreement(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m handnet.teacher", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="+", help="folder(s) of images")
     parser.add_argument("--out", help="folder for hands.json (default: the data folder itself; needed for a folder "
                                       "of VOC or YOLO boxes, or of several folders)")

@@ -99,7 +99,7 @@ def test_a_folder_of_images_with_one_bad_file_is_still_scored(tmp_path):
     write_image(folder / "a.jpg", 120, 160)
     (folder / "b.jpg").write_bytes(b"")
     code, out, err = run_infer("--source", folder)
-    assert code == 0 and "1 unreadable" in out
+    assert code == 0 and "1 unreadable image " in out
 
 
 def test_a_video_that_opencv_cannot_write_is_one_line_and_no_file(tmp_path, image):
