@@ -46,9 +46,9 @@ MAP_CHANNELS = ("open", "hand", "openness")
 
 # Output stride, default input (height, width) and what input sides must be multiples of, for each
 # model preset; model.py builds them (fast upsamples 1/16 back onto 1/8, so its sides are multiples of 16).
-PRESET_STRIDES = {"seed": 8, "fast": 8}
-PRESET_INPUT_SIZES = {"seed": (240, 426), "fast": (240, 320)}
-PRESET_SIZE_MULTIPLES = {"seed": 8, "fast": 16}
+PRESET_STRIDES = {"seed": 8, "fast": 8, "palm": 8}
+PRESET_INPUT_SIZES = {"seed": (240, 426), "fast": (240, 320), "palm": (192, 256)}
+PRESET_SIZE_MULTIPLES = {"seed": 8, "fast": 16, "palm": 32}
 
 
 class SavedConfig:

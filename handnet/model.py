@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from handnet.config import HEAD_OUTPUTS, PRESET_SIZE_MULTIPLES, PRESET_STRIDES, TRAINING_HEADS, Config
+from handnet.palm_preset import build_palm, load_palm_weights
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications' caffe-style VGG preprocessing
 VGG_LAYERS = ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
@@ -172,15 +173,20 @@ def conv_bn(x, filters, kernel, stride, name, k=keras):
     return k.layers.ReLU(name=f"{name}_relu")(x)
 
 
-PRESETS = {"seed": build_seed, "fast": build_fast}
+PRESETS = {"seed": build_seed, "fast": build_fast, "palm": build_palm}
 
 
 def load_backbone_weights(model: keras.Model, weights: str) -> None:
-    """Copy VGG16's block 1-2 weights into the model by layer name and freeze those layers.
+    """Copy pretrained weights into the model's backbone and freeze it: for `seed`, VGG16's
+    block 1-2 weights by layer name; for `palm`, BlazePalm-lite's from its .tflite.
 
     weights: "imagenet" (Keras' own download, where the network allows) or the path of a local
-    notop VGG16 weights file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5).
+    notop VGG16 weights file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5); for `palm`
+    the path of palm_detection_lite.tflite.
     """
+    if model.name == "handnet_palm":
+        load_palm_weights(model, weights)
+        return
     if not all(name in {layer.name for layer in model.layers} for name in VGG_LAYERS):
         raise ValueError(f"preset '{model.name}' has no VGG16 backbone; use --backbone-weights none")
     if weights != "imagenet" and not os.path.isfile(weights):

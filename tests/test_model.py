@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -124,3 +126,45 @@ def test_copy_weights_names_what_is_missing():
     np.testing.assert_array_equal(new.get_layer("stem_conv").get_weights()[0], old.get_layer("stem_conv").get_weights()[0])
 
 
+
+
+PALM_LITE = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "palm_detection_lite.tflite"
+
+
+def test_palm_preset_builds_and_trains_without_blazepalm_weights():
+    model = build_model(Config(preset="palm"))  # 192 x 256 by default
+    assert model.output_shape == (None, 24, 32, 3)
+    assert all(layer.trainable for layer in model.layers)  # no weights loaded: nothing frozen
+    with pytest.raises(ValueError, match="multiples of 32"):
+        build_model(Config(preset="palm", input_size=(200, 256)))
+
+
+@pytest.mark.skipif(not PALM_LITE.is_file(), reason="needs ../shared/anchors/palm_detection_lite.tflite")
+def test_palm_preset_computes_blazepalms_own_features_and_freezes_them(tmp_path):
+    """Loaded from the .tflite, the preset's 1/8 features equal BlazePalm-lite's (the tensor its
+    SSD score convolution reads) on a real frame: handnet's BGR 0-255 input, BlazePalm's RGB 0-1."""
+    import cv2
+    from ai_edge_litert.interpreter import Interpreter
+
+    from handnet.model import load_backbone_weights
+
+    model = build_model(Config(preset="palm", input_size=(192, 192)))
+    load_backbone_weights(model, str(PALM_LITE))
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert trainable == {"head_dw", "head_conv", "head_bn", "heatmap", "every_hand", "openness"}
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 255, (192, 192, 3), dtype=np.uint8), (0, 0), 3)
+    features = keras.Model(model.input, model.get_layer("palm_p8_b1_prelu").output)
+    ours = np.asarray(features(frame[None].astype(np.float32)))
+    interpreter = Interpreter(str(PALM_LITE), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], (frame[..., ::-1] / 255.0)[None].astype(np.float32))
+    interpreter.invoke()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    score_conv = next(op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"
+                      and tensors[op["outputs"][0]]["shape"][-1] == 2)
+    theirs = interpreter.get_tensor(score_conv["inputs"][0])
+    assert ours.shape == theirs.shape == (1, 24, 24, 128)
+    assert np.abs(ours - theirs).max() < 1e-3 * np.abs(theirs).max()
+    with pytest.raises(ValueError, match="weighted layers"):
+        load_backbone_weights(build_model(Config(preset="palm")), str(PALM_LITE.with_name("palm_detection_full.tflite")))
