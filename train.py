@@ -49,6 +49,10 @@ HELP = {
     "init": "start from the weights of a trained model of the same preset and input channels: a run's "
             "model.keras, a .weights.h5, or an exported detector .tflite such as the shipped "
             "models/handnet-fast-int8.tflite (default: fresh weights)",
+    "distill_from": "a trained detector (a run's model.keras, any preset, with the hand and openness maps) whose "
+                    "maps on every training example are soft targets beside the annotations, such as a palm-preset "
+                    "run: its features, taught to the fast network (default: none)",
+    "distill_weight": "weight of the distillation term (default 1.0)",
     "loss": "mse | bce | weighted_bce | focal | quality_focal | dice | tversky",
     "aux_weight": "weight of the focal loss on an auxiliary training head that lights up every annotated hand, "
                   "ignored ones included; the saved model leaves it out (0 = off; default 1.0)",

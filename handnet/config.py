@@ -122,6 +122,12 @@ class Config(SavedConfig):
     # crop (and flip): with crops a quarter of the input, 4 keeps an epoch the pixels of whole images
     backbone_weights: str = "none"  # imagenet | none | path to a notop VGG16 .h5
     init: str = ""  # start from a trained model of the same preset (.keras, .weights.h5 or .tflite); "" = fresh weights
+    # Training only: a trained detector (a run's model.keras, any preset, with the hand and openness
+    # maps) whose maps on every training example are soft targets for this network's, beside the
+    # annotations (handnet.losses.with_distillation): it teaches hands the annotations leave out and
+    # what its features saw. "" = none.
+    distill_from: str = ""
+    distill_weight: float = 1.0
     # targets
     target: str = "gaussian"  # gaussian | disk
     sigma_scale: float = 0.35  # Gaussian sigma in output cells = sigma_scale * radius / stride
@@ -234,6 +240,11 @@ class Config(SavedConfig):
             raise ValueError(f"unknown precision '{self.precision}' (choose from {', '.join(PRECISIONS)})")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
+        if self.distill_from and not (self.deploys_hand_map and self.openness_weight > 0):
+            raise ValueError("distill_from teaches the open, hand and openness maps: it needs hand_map, aux_weight "
+                             "and openness_weight")
+        if not 0 <= self.distill_weight < float("inf"):
+            raise ValueError(f"distill_weight must be 0 or more, got {self.distill_weight}")
         if not 0 <= self.mosaic <= 1:
             raise ValueError(f"mosaic must be a share between 0 and 1, got {self.mosaic}")
         if self.mosaic and not self.augment:

@@ -150,6 +150,38 @@ def with_training_heads(loss, heads):
     return heatmap_and_heads
 
 
+def with_distillation(loss, config: Config):
+    """`loss` on the network's own channels plus, times config.distill_weight, how far its three
+    deployed maps are from the teacher's (the last three channels of y_pred, handnet.model.
+    with_teacher): binary cross-entropy against the teacher's open and hand maps as soft targets,
+    less the teacher's own entropy (0 where they agree), summed over cells and divided by the
+    teacher's summed hand map (floor 1), as the focal loss divides by the hands; and on the
+    openness map the same, weighted by the teacher's hand map (openness means something at hands)."""
+    student = 1 + sum(outputs for _, _, outputs in config.training_heads)
+    heads = [name for name, _, _ in config.training_heads]
+    hand_at, open_at = 1 + heads.index("every_hand"), 1 + heads.index("every_hand") + 1
+    if heads[heads.index("every_hand") + 1 : heads.index("every_hand") + 2] != ["openness"]:
+        raise ValueError("distillation needs the openness head right after the every-hand head")
+
+    def soft_bce(target, pred):
+        pred = ops.clip(pred, EPS, 1 - EPS)
+        target = ops.clip(target, EPS, 1 - EPS)
+        return -(target * ops.log(pred) + (1 - target) * ops.log(1 - pred)) + (
+            target * ops.log(target) + (1 - target) * ops.log(1 - target))
+
+    def total(y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        own = loss(y_true, y_pred[..., :student])
+        teacher = ops.stop_gradient(y_pred[..., student:])
+        hands = teacher[..., 1:2]
+        norm = ops.maximum(ops.sum(hands), 1.0)
+        maps = soft_bce(teacher[..., 0:1], y_pred[..., 0:1]) + soft_bce(hands, y_pred[..., hand_at : hand_at + 1])
+        openness = hands * soft_bce(teacher[..., 2:3], y_pred[..., open_at : open_at + 1])
+        return own + config.distill_weight * (ops.sum(maps) + ops.sum(openness)) / norm
+
+    return total
+
+
 def heatmap_part(loss):
     """`loss` on the heatmap channels alone, logged as `heatmap_loss` beside the total, so runs
     with and without training heads compare on one figure."""
@@ -164,5 +196,7 @@ def training_loss(config: Config):
     """(loss, metrics) that training compiles: get_loss alone, or with the training heads' terms."""
     loss = get_loss(config)
     if config.training_heads:
-        return with_training_heads(loss, config.training_heads), [heatmap_part(loss)]
-    return loss, []
+        loss, metrics = with_training_heads(loss, config.training_heads), [heatmap_part(loss)]
+    else:
+        metrics = []
+    return (with_distillation(loss, config) if config.distill_from else loss), metrics

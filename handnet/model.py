@@ -148,6 +148,31 @@ def with_training_heads(model: keras.Model, heads) -> keras.Model:
     return keras.Model(model.input, stacked, name=model.name)
 
 
+def with_teacher(model: keras.Model, teacher: keras.Model, multiple: int = 32) -> keras.Model:
+    """The training network with a frozen teacher beside it: outputs (B, H', W', the model's
+    channels + the teacher's), the teacher's maps last, on the same cells. The teacher sees the
+    image padded at the bottom and right to a multiple of `multiple` (a preset's size multiple),
+    and its maps are cut back to the model's grid, which the padding leaves aligned."""
+    import tensorflow as tf  # noqa: PLC0415 (training only)
+
+    teacher.trainable = False
+
+    def padded(image):
+        h, w = tf.shape(image)[1], tf.shape(image)[2]
+        return tf.pad(image, [[0, 0], [0, (-h) % multiple], [0, (-w) % multiple], [0, 0]])
+
+    def cut(pair):
+        maps, like = pair
+        return maps[:, : tf.shape(like)[1], : tf.shape(like)[2]]
+
+    image = model.input
+    maps = teacher(keras.layers.Lambda(padded, name="teacher_pad")(image), training=False)
+    maps = keras.layers.Lambda(cut, name="teacher_cut")([maps, model.output])
+    maps = keras.layers.Activation("linear", dtype="float32", name="teacher_maps")(maps)
+    stacked = keras.layers.Concatenate(name="with_teacher", dtype="float32")([model.output, maps])
+    return keras.Model(image, stacked, name=model.name)
+
+
 def copy_weights(source: keras.Model, target: keras.Model, missing=()) -> list[str]:
     """Set every layer of `target` that has weights from the layer of the same name in `source`
     (layer order may differ: a training network's heads come in another order). Layers named in

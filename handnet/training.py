@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -49,7 +50,7 @@ from handnet.metrics import evaluate_matches, f1_interval
 from handnet.losses import training_loss
 from handnet.model import (
     UNFOLD_FRAMES, adopt_stem_channels, build_model, check_init_file, check_size, copy_weights, load_init_weights,
-    with_training_heads,
+    with_teacher, with_training_heads,
 )
 from handnet.synthetic import dense_train_count, generate_dataset, generator_record
 
@@ -197,6 +198,8 @@ def train(config: Config, resume: bool = False) -> dict:
     check_size(config.preset, config.input_size, "--input-size")
     if config.crop_size:
         check_size(config.preset, config.train_size, "--crop-size")
+    if config.distill_from and not os.path.isfile(config.distill_from):
+        raise FileNotFoundError(f"--distill-from: no such file '{config.distill_from}' (a run's model.keras)")
     if config.init and not resume:
         check_init_file(config.init)  # before the run folder is written
         adopt_stem_channels(config, config.init, "--init")
@@ -297,6 +300,8 @@ def compile_model(config: Config, strategy, steps: int, checkpoint: Path | None 
             load_init_weights(model, config.init, frames)
             print(f"starting from the weights of {config.init}")
         model = with_training_heads(model, [name for name, _, _ in config.training_heads])
+        if config.distill_from:
+            model = with_teacher(model, load_teacher(config.distill_from))
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate * 0.1, decay_steps=steps * config.epochs, warmup_target=config.learning_rate,
             warmup_steps=min(steps, steps * config.epochs // 10),
@@ -490,6 +495,22 @@ def detections_of(predicted, config: Config) -> list:
     radius knots."""
     return [(sample, frame_hw, heatmap_detections(heatmap, fit_letterbox(frame_hw, config.input_size), config))
             for sample, frame_hw, heatmap in predicted]
+
+
+def load_teacher(path: str) -> keras.Model:
+    """The detector at `path` (a run's model.keras) rebuilt for any input size under the current
+    precision policy, its weights copied: Config.distill_from's teacher. ValueError unless it
+    deploys the open, hand and openness maps."""
+    from handnet.evaluate import load_model  # noqa: PLC0415
+
+    trained, teacher_config = load_model(path)
+    if len(teacher_config.map_channels) != 3:
+        raise ValueError(f"--distill-from {path}: it gives {', '.join(teacher_config.map_channels)}; a teacher "
+                         "needs the open, hand and openness maps")
+    teacher = build_model(dataclasses.replace(teacher_config, backbone_weights="none"), flexible=True)
+    copy_weights(trained, teacher)
+    print(f"distilling from {path} ({teacher_config.preset} preset)")
+    return teacher
 
 
 def plain_copy(model: keras.Model, config: Config) -> keras.Model:

@@ -193,3 +193,27 @@ def test_openness_term_is_the_cross_entropy_inside_hands_with_its_weight():
     expected = float(without(y_true[..., :4], y_pred[..., :2])) + 2.0 * (cells * weight).sum() / weight.sum()
     np.testing.assert_allclose(float(loss(y_true, y_pred)), expected, rtol=1e-4)
     np.testing.assert_allclose(float(bce(y_true[..., 4:6], y_pred[..., 2:3])), (cells * weight).sum() / weight.sum(), rtol=1e-4)
+
+
+def test_distillation_adds_nothing_where_the_network_agrees_with_its_teacher():
+    """with_distillation: the teacher's maps (the last three channels) are soft targets for the
+    network's open, hand and openness maps; agreeing costs 0, and the term is the soft-target
+    cross-entropy less the teacher's entropy, over the teacher's summed hand map."""
+    config = Config(distill_from="teacher.keras", negative_weight=0, segment_weight=0)
+    loss, _ = training_loss(config)
+    plain, _ = training_loss(dataclasses.replace(config, distill_from=""))
+    rng = np.random.default_rng(0)
+    student = rng.uniform(0.05, 0.95, (2, 4, 5, 3)).astype(np.float32)  # open, every hand, openness
+    y_true = np.zeros((2, 4, 5, 6), np.float32)
+    y_true[..., 1::2] = 1.0  # weights on
+    agreeing = np.concatenate([student, student], axis=-1)
+    assert np.isclose(float(loss(y_true, agreeing)), float(plain(y_true, student)), rtol=1e-5)
+    teacher = rng.uniform(0.05, 0.95, (2, 4, 5, 3)).astype(np.float32)
+
+    def kl(t, p):
+        return t * np.log(t / p) + (1 - t) * np.log((1 - t) / (1 - p))
+
+    by_hand = (kl(teacher[..., 0], student[..., 0]).sum() + kl(teacher[..., 1], student[..., 1]).sum()
+               + (teacher[..., 1] * kl(teacher[..., 2], student[..., 2])).sum()) / teacher[..., 1].sum()
+    distilled = float(loss(y_true, np.concatenate([student, teacher], axis=-1))) - float(plain(y_true, student))
+    assert np.isclose(distilled, by_hand, rtol=1e-4)

@@ -168,3 +168,18 @@ def test_palm_preset_computes_blazepalms_own_features_and_freezes_them(tmp_path)
     assert np.abs(ours - theirs).max() < 1e-3 * np.abs(theirs).max()
     with pytest.raises(ValueError, match="weighted layers"):
         load_backbone_weights(build_model(Config(preset="palm")), str(PALM_LITE.with_name("palm_detection_full.tflite")))
+
+
+def test_a_teacher_of_another_size_multiple_sees_a_padded_frame_on_the_same_cells():
+    from handnet.model import with_teacher
+
+    student = build_model(Config(), flexible=True)  # 240 x 320 -> 30 x 40 cells
+    teacher = build_model(Config(stem_channels=8), flexible=True)
+    joined = with_teacher(student, teacher, multiple=32)
+    frame = np.random.default_rng(0).uniform(0, 255, (1, 240, 320, 3)).astype(np.float32)
+    out = np.asarray(joined(frame))
+    assert out.shape == (1, 30, 40, 6)
+    padded = np.pad(frame, [[0, 0], [0, 16], [0, 0], [0, 0]])  # 256 rows: a multiple of 32
+    np.testing.assert_allclose(out[..., 3:], np.asarray(teacher(padded))[:, :30], atol=1e-5)
+    np.testing.assert_allclose(out[..., :3], np.asarray(student(frame)), atol=1e-5)
+    assert not teacher.trainable and teacher.trainable_weights == []
