@@ -143,8 +143,15 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="build the model, print its summary, and stop")
     parser.add_argument("--resume", metavar="RUN", help="continue the interrupted run in folder RUN from its last "
                                                         "checkpoint, with its own config.json (no other flags)")
+    parser.add_argument("--config", metavar="FILE", help="a recipe: a JSON object of these flags' fields (underscores, "
+                        "as in a run's config.json), such as configs/handnet-fast-int8.json, the shipped model's; "
+                        "flags given beside it override it")
+    recipe = parser.parse_known_args(argv)[0].config
+    if recipe:
+        parser.set_defaults(**read_recipe(recipe, parser))
     args = vars(parser.parse_args(argv))
     dry_run, resume = args.pop("dry_run"), args.pop("resume")
+    args.pop("config")
     if resume:
         if len(argv) != 2 and not (len(argv) == 1 and argv[0].startswith("--resume=")):
             parser.error("--resume takes the run's own config.json; give no other flags")
@@ -163,6 +170,28 @@ def main(argv=None) -> int:
     if dry_run:
         return run_job(lambda: print(describe_model(build_model(config))))
     return run_job(lambda: train(config))
+
+
+def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
+    """The Config fields a recipe file sets. A run's config.json is a recipe too: the fields that
+    are not flags (version, radius knots) are left out."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            recipe = json.load(f)
+    except OSError as err:
+        parser.error(f"--config {path}: {err.strerror}")
+    except json.JSONDecodeError as err:
+        parser.error(f"--config {path}: not JSON ({err})")
+    if not isinstance(recipe, dict):
+        parser.error(f"--config {path}: a recipe is a JSON object of flag fields")
+    fields = {field.name for field in dataclasses.fields(Config)}
+    unknown = sorted(set(recipe) - fields)
+    if unknown:
+        parser.error(f"--config {path}: unknown field(s) {', '.join(unknown)} (names as in config.json: "
+                     f"--data-repeats is data_repeats)")
+    return {key: value for key, value in recipe.items() if key not in SKIP}
 
 
 def resume_main(run: str) -> int:

@@ -366,3 +366,21 @@ def test_init_from_a_missing_or_foreign_model_is_a_clear_error(tmp_path, tiny_sy
 
     with pytest.raises(ValueError, match="holds 'not_handnet', not 'handnet_fast'"):
         load_init_weights(build_model(Config(input_size=(64, 96))), str(tmp_path / "other.keras"))
+
+
+def test_a_recipe_file_sets_the_flags_and_flags_beside_it_win(tmp_path, capsys):
+    import json
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"epochs": 0, "stem_channels": 8}))
+    with pytest.raises(SystemExit) as stop:  # the recipe's epochs reach the config
+        train.main(["--config", str(recipe), "--dry-run"])
+    assert stop.value.code == 2 and "epochs must be" in capsys.readouterr().err
+    assert train.main(["--config", str(recipe), "--epochs", "1", "--dry-run"]) == 0
+    assert "stem_conv" in capsys.readouterr().out
+    recipe.write_text(json.dumps({"epoch": 3}))
+    with pytest.raises(SystemExit):
+        train.main(["--config", str(recipe), "--dry-run"])
+    assert "unknown field(s) epoch" in capsys.readouterr().err
+    shipped = json.loads((Path(train.__file__).parent / "configs" / "handnet-fast-int8.json").read_text())
+    assert train.read_recipe(str(Path(train.__file__).parent / "configs" / "handnet-fast-int8.json"), None) == shipped
