@@ -69,7 +69,8 @@ def test_the_file_carries_both_maps_and_labels_hands_open_or_other(toy, exported
     hands = [h for f in frames for h in detector.detect(f)]
     assert hands and all(h.label == "open" for h in hands)  # every toy disk is an open hand
     # An open map that never reaches the threshold makes the same hands `other`, found as before.
-    strict = HandDetector(exported["int8"], open_threshold=1.01)
+    strict = HandDetector(exported["int8"], open_threshold=0.5)
+    strict.open_threshold = 1.01  # past any map value (the constructor takes thresholds inside (0, 1) only)
     others = [h for f in frames for h in strict.detect(f)]
     assert [(h.x, h.y, h.score) for h in others] == [(h.x, h.y, h.score) for h in hands]
     assert all(h.label == "other" for h in others)
@@ -292,5 +293,5 @@ def test_a_file_with_the_openness_map_carries_three_channels(toy, tmp_path):
         heatmap, _ = detector.heatmap(frame)
         assert heatmap.shape == (*SIZE_OUT, 3)
         np.testing.assert_allclose(heatmap, keras_heatmap(model, frame), atol=TOLERANCE["fp32"])
-    found = [h for f in frames for h in HandDetector(detector.path, score_threshold=0.0).detect(f)]
+    found = [h for f in frames for h in HandDetector(detector.path, score_threshold=1e-6).detect(f)]
     assert found and all(h.label == ("open" if h.open_score >= detector.open_threshold else "other") for h in found)

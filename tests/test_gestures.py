@@ -250,7 +250,9 @@ def test_runtime_classifier_names_shapes_in_a_frame(toy_gestures):
     cv2.fillConvexPoly(other, np.array([[40, 45], [25, 72], [55, 72]], np.int32), DISK_COLOUR)
     assert classifier.classify(other, hands[0]).name == "na"
     # A threshold above every score turns every answer into na.
-    assert GestureClassifier(run / "gestures-int8.tflite", score_threshold=1.01).classify(frame, hands[0]).name == "na"
+    never = GestureClassifier(run / "gestures-int8.tflite")
+    never.score_threshold = 1.01  # past any score (the constructor takes thresholds inside (0, 1) only)
+    assert never.classify(frame, hands[0]).name == "na"
 
 
 def test_runtime_refuses_the_wrong_kind_of_model(toy_gestures, toy_run):
