@@ -220,3 +220,38 @@ def test_native_start_up_lines_are_quiet_by_default(image):
     code = "import handnet, tensorflow as tf; tf.constant(1) + 1"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
+
+
+def test_every_writing_tool_refuses_an_output_that_is_an_input(tmp_path, native_dataset, toy_run, capsys):
+    from handnet import capture, export, teacher
+
+    # export: the run's own config.json as --out
+    config = (toy_run / "config.json").read_bytes()
+    assert export.main(["--model", str(toy_run / "model.keras"), "--out", str(toy_run / "config.json")]) == 2
+    one_clear_line(capsys.readouterr().err, "--out", "input")
+    assert (toy_run / "config.json").read_bytes() == config
+    # teacher: --json inside the folder it reads
+    before = (native_dataset / "hands.json").read_bytes()
+    assert teacher.main([str(native_dataset), "--agree", "--json", str(native_dataset / "hands.json")]) == 2
+    one_clear_line(capsys.readouterr().err, "--json", "input")
+    assert (native_dataset / "hands.json").read_bytes() == before
+    # capture: --out naming the video it would read
+    video = tmp_path / "clip.avi"
+    video.write_bytes(b"not really a video")
+    assert capture.main(["--out", str(video), "--source", str(video), "--headless", "--count", "1"]) == 2
+    one_clear_line(capsys.readouterr().err, "--out", "input")
+    assert video.read_bytes() == b"not really a video"
+
+
+def test_a_video_under_a_file_or_of_frames_too_large_is_one_line(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    code, _, err = run_infer("--source", write_image(tmp_path / "f.jpg", 120, 160), "--save", blocker / "o.mp4")
+    assert code == 2
+    one_clear_line(err, "--save")
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.zeros((10000, 10000, 3), np.uint8))
+    code, _, err = run_infer("--source", huge, "--save", tmp_path / "huge.mp4")
+    assert code == 2
+    one_clear_line(err, "huge.mp4", "cannot write this video")
+    assert not (tmp_path / "huge.mp4").exists() and not list(tmp_path.glob("*.partial*"))
