@@ -43,7 +43,7 @@ HELP = {
                  "bfloat16 | float16 (GPUs); weights and the saved model stay float32",
     "preset": "model preset: fast | seed | palm",
     "stem_channels": "fast: channels of the 1/4 stage, the patch stem and its 3x3 block (default 40; the shipped "
-                     "model and runs before 2026-12-04 have 24); --init takes the width of the model it starts from",
+                     "model has 24); --init takes the width of the model it starts from",
     "input_size": "network input HEIGHT WIDTH (default: fast 240 320, seed 240 426)",
     "backbone_weights": "seed: imagenet | none | PATH to a notop VGG16 .h5; palm: PATH to palm_detection_lite.tflite "
                         "(pretrained layers are frozen)",

@@ -99,10 +99,10 @@ class Config(SavedConfig):
     val_fraction: float = 0.2
     group_size: int = 16  # consecutive files kept on one side of the train/val split
     # Validation images behind each epoch's val_loss, spread over them (0: all). Validation does
-    # not steer training, and the final metrics score every validation image; the default run
-    # trained in 618 s with 480, 697 s with all 1920 (docs/default-run.md).
+    # not steer training, and the final metrics score every validation image; fewer make each
+    # epoch's check cheaper (docs/default-run.md).
     epoch_val_images: int = 480
-    synthetic_count: int = 9600  # distinct scenes beat repeats of fewer: 2560 frames seen 12 times overfit
+    synthetic_count: int = 9600  # distinct scenes beat repeats of fewer, which overfit (docs/default-run.md)
     # The built-in set's training scenes hold 2-9 hands, 2-6 more small ones and 4-8 faces or
     # arms, its validation scenes (val_fraction of them) 0-5 and 0-3 as a frame does: more to
     # learn per step (handnet.synthetic, docs/default-run.md). False: every scene drawn as a
@@ -110,8 +110,8 @@ class Config(SavedConfig):
     dense_scenes: bool = True
     # model
     preset: str = "fast"
-    stem_channels: int = 40  # fast: channels of the 1/4 stage (patch stem and its 3x3 block); 24 until
-    # 2026-12-04, and in the shipped model (docs/default-run.md)
+    stem_channels: int = 40  # fast: channels of the 1/4 stage (patch stem and its 3x3 block); the
+    # shipped model has 24, for speed (docs/default-run.md)
     input_size: tuple[int, ...] = ()  # (height, width) of the network input; () = the preset's
     crop_size: tuple[int, ...] = ()  # training crops of the letterboxed input, at most
     # its size; () trains on whole inputs. The network is fully convolutional: smaller crops mean
@@ -137,7 +137,7 @@ class Config(SavedConfig):
     loss: str = "focal"
     # Training only: weight of a focal loss on a second head, a heatmap of every annotated hand
     # (ignore ones included), dropped from the saved model. Knowing what any hand looks like helps
-    # tell open hands from faces and arms: +3 points of F1 in the default run (docs/default-run.md).
+    # tell open hands from faces and arms (docs/default-run.md).
     aux_weight: float = 1.0  # 0 = no second head
     # Keep that every-hand head in the saved and exported network as a second output channel, so
     # detections come from it and carry an open score and label: a game sees fists and side views
@@ -151,20 +151,19 @@ class Config(SavedConfig):
     openness_weight: float = 1.0
     # Training only: weight of a focal loss on a third head, a heatmap of the annotated `negative`
     # things (the synthetic set's faces and arms), also dropped from the saved model. Naming what
-    # the false alarms are: +0.6 and +0.8 points of F1 in the default run on two seeds
-    # (docs/default-run.md).
+    # the false alarms are helps (docs/default-run.md).
     negative_weight: float = 1.0  # 0 = no negatives head
     # Training only: weight of a loss on a fourth head that learns, per output cell, how much of it
     # shows things of each role (positive, ignore, negative) from the images' label masks (the
     # synthetic set writes them; datasets/README.md). Dropped from the saved model; images without
-    # a mask do not train it. +0.8 and +1.9 points of F1 in the default run on two seeds (docs/default-run.md).
+    # a mask do not train it (docs/default-run.md).
     segment_weight: float = 1.0  # 0 = no segmentation head
     pos_weight: float = 20.0  # weighted_bce
     fp_weight: float = 0.3  # tversky
     fn_weight: float = 0.7  # tversky
-    epochs: int = 9  # the default run: about 14 minutes on 2 CPU cores in bfloat16 (docs/default-run.md)
+    epochs: int = 9  # the default run's (docs/default-run.md: its time and figures)
     batch_size: int = 8
-    learning_rate: float = 3e-3  # peak of the warm-up + cosine schedule; 2e-3 until 2026-12-04 (docs/default-run.md)
+    learning_rate: float = 3e-3  # peak of the warm-up + cosine schedule (docs/default-run.md)
     augment: bool = False  # zoom, shift, flip, colour; slows learning on the synthetic set, real data wants it
     # With augment: share of training examples made a 2x2 or 3x3 mosaic of augmented training
     # images (handnet.data.make_mosaic), so real hands also come 2-3x smaller, as people a few

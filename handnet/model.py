@@ -11,15 +11,14 @@ Config.map_channels).
   weights load by name), then three 3x3 Conv2D(512), a max-pool and a 1x1 Conv2D to one channel.
 - `fast`: a 4x4 stride-4 "patch" stem (its batch-norm normalises the raw pixels), then plain 3x3
   conv + batch-norm blocks down to 1/16 (a receptive field wider than a near hand) and one
-  upsampling step back to 1/8; 0.34 M parameters, about 0.26 GMAC at 240x320. The 1/4 stage
-  (the stem and the 3x3 block after it) is Config.stem_channels wide: 40 since 2026-12-04; the
-  24 before (0.32 M parameters, 0.2 GMAC; the shipped model) found fewer far hands
-  (docs/default-run.md). The patch stem and a single 3x3 block at 1/4 replace a 3x3 stride-2
-  stem and two 1/4 blocks: full-resolution layers cost far more time than their multiply-adds
-  (memory traffic, batch-norm), and dropping them made training 1.8x faster (4 epochs of the
-  default run: 192 s against 347 s) and int8 frames about 1.4x faster (docs/performance.md), for
-  a similar F1 per epoch. On CPUs (oneDNN) dense 3x3 convolutions of few channels train about as
-  fast as depthwise-separable ones and learned far more per epoch in our trials.
+  upsampling step back to 1/8; about 0.34 M parameters. The 1/4 stage (the stem and the 3x3
+  block after it) is Config.stem_channels wide. The patch stem and a single 3x3 block at 1/4
+  replace a 3x3 stride-2 stem and two 1/4 blocks: full-resolution layers cost far more time than
+  their multiply-adds (memory traffic, batch-norm), so training and int8 frames are faster for a
+  similar F1 per epoch (docs/default-run.md, docs/performance.md). On CPUs (oneDNN) dense 3x3
+  convolutions of few channels train about as fast as depthwise-separable ones and learned far
+  more per epoch in our trials.
+- `palm`: MediaPipe's BlazePalm-lite network with handnet's heads (handnet.palm_preset).
 """
 
 from __future__ import annotations
