@@ -390,6 +390,10 @@ def main(argv=None) -> int:
             print(f"wrote {png}")
         else:
             out = args.out or f"{name}-preview.png"
+            mapping = parse_labels(args.labels)
+            if not any(mapping.get(h.label, mapping.get("*")) == "positive" for sample in samples for h in sample.hands):
+                print(f"note: no hand here is an open hand to find under --labels {args.labels}: every hand is "
+                      f"drawn as ignored (--labels open-other maps every shared set's labels)", file=sys.stderr)
             shown = preview(samples, out, args.labels, args.count, args.input_size)
             print(f"wrote {out} ({shown} images)")
         return 0

@@ -27,6 +27,9 @@ from handnet.sources import Frame, Source
 from handnet.tracking import HandTracker
 
 STAGES = ("capture", "preprocess", "inference", "peaks", "gestures", "draw")
+# The overlay's short names of the stages: whole words would run past a 640-pixel frame.
+STAGE_TAGS = {"capture": "cam", "preprocess": "prep", "inference": "net", "peaks": "peaks", "draw": "draw",
+              "gestures": "gest"}
 WINDOW = "handnet"
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q, Esc
 
@@ -286,5 +289,6 @@ class _Rate:
         ms = {**stage, **self.stage_ms}
         fps = 1000 / self.frame_ms if self.frame_ms else 0.0
         model = 1000 / ms["inference"] if ms.get("inference") else 0.0
-        parts = " ".join(f"{name[:5]} {ms.get(name, 0.0):.1f}" for name in STAGES if name != "gestures" or name in ms)
+        parts = " ".join(f"{STAGE_TAGS[name]} {ms.get(name, 0.0):.1f}" for name in STAGES
+                         if name != "gestures" or name in ms)
         return f"{fps:.0f} fps (model {model:.0f}) | ms: {parts}"
