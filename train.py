@@ -38,7 +38,7 @@ HELP = {
     "skip_bad": "leave out unreadable images and broken annotations, each reported and listed in "
                 "runs/<name>/skipped.txt (default: stop at the first, naming it)",
     "strategy": "default | mirrored (all GPUs of this machine) | multiworker (several hosts, configured by "
-                "TF_CONFIG; README: Scaling out)",
+                "TF_CONFIG; docs/guide.md: Scaling out)",
     "precision": "training arithmetic: auto (bfloat16 on CPUs that have it natively, else float32) | float32 | "
                  "bfloat16 | float16 (GPUs); weights and the saved model stay float32",
     "preset": "model preset: fast | seed | palm",

@@ -40,7 +40,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster and this worker "
-                             "(README: Scaling out)")
+                             "(docs/guide.md: Scaling out)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy '{name}' (choose from {', '.join(STRATEGIES)})")
 
