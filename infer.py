@@ -1,8 +1,8 @@
 """Find hands live in a webcam, a stream, a video, an image or a folder of images.
 
     python infer.py --source 0
-    python infer.py --model runs/default/model-int8.tflite --source clip.mp4 --headless --json hands.jsonl --save out.mp4
-    python infer.py --model runs/default/model.keras --source datasets/mine --headless --json hands.jsonl
+    python infer.py --model runs/mine/model-int8.tflite --source clip.mp4 --headless --json hands.jsonl --save out.mp4
+    python infer.py --model runs/mine/model.keras --source datasets/mine --headless --json hands.jsonl
     python infer.py --source 0 --gestures runs/gestures/gestures-int8.tflite
 
 The window shows each hand (circle of its radius, track id, label, score; open hands magenta,
