@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handnet import __version__
+from handnet import __version__, native_logs_quieted
 from handnet.atomic import write_bytes
 from handnet.config import Config
 from handnet.peaks import OPEN, OTHER
@@ -113,7 +113,8 @@ def convert(model, mode: str, frames: list[np.ndarray] | None = None) -> bytes:
     if not isinstance(model, keras.Model):  # tf_keras, from handnet.qat
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         _configure(converter, mode, frames)
-        return converter.convert()
+        with native_logs_quieted():  # the converter's C++ notices (NodeDef attributes, quantizer lines)
+            return converter.convert()
     # Keras 3 -> SavedModel -> converter, the route Keras' own LiteRT export takes (it freezes the
     # weights); done by hand so that only builtin ops are allowed (no Flex ops in a game).
     with tempfile.TemporaryDirectory() as saved:
@@ -124,7 +125,8 @@ def convert(model, mode: str, frames: list[np.ndarray] | None = None) -> bytes:
         archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
         _configure(converter, mode, frames)
-        return converter.convert()
+        with native_logs_quieted():  # the converter's C++ notices (NodeDef attributes, quantizer lines)
+            return converter.convert()
 
 
 def _configure(converter, mode: str, frames) -> None:
