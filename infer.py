@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 from handnet.atomic import check_output_file, refuse_inputs_as_outputs
-from handnet.live import VIDEO_SUFFIXES, open_detector, run_live
-from handnet.runtime import GestureClassifier
+from handnet.live import check_video_name, open_detector, run_live
+from handnet.runtime import GestureClassifier, check_threshold
 from handnet.sources import SourceError, open_source
 from handnet.tracking import HandTracker, TrackerConfig
 
@@ -63,12 +63,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads {args.threads}: use at least 1 thread")
-    if args.threshold is not None and not 0 < args.threshold < 1:
-        parser.error(f"--threshold {args.threshold}: a score threshold lies between 0 and 1 (exclusive)")
+    if args.threshold is not None:
+        try:
+            check_threshold(args.threshold, "--threshold")
+        except ValueError as err:
+            parser.error(str(err))
     try:
         refuse_inputs_as_outputs({"--json": args.json, "--save": args.save}, [args.model, args.gestures, args.source])
-        if args.save and Path(args.save).suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"--save {args.save}: name a video file ({', '.join(VIDEO_SUFFIXES)})")
+        if args.save:
+            check_video_name(args.save)
         for flag, path in (("--json", args.json), ("--save", args.save)):
             if path:
                 check_output_file(path, flag)

@@ -34,6 +34,7 @@ from handnet.letterbox import apply_letterbox, fit_letterbox
 from handnet.metrics import evaluate_matches, f1_interval, match_image, nearest_within_reach
 from handnet.model import read_keras_model
 from handnet.peaks import detect_hands
+from handnet.runtime import check_threshold
 
 AP_THRESHOLD = 0.05  # detections down to this score feed the precision-recall curve
 RADIUS_BINS = 6  # groups of matched hands, by detected radius, that fit_radius_knots measures
@@ -315,8 +316,11 @@ def main(argv=None) -> int:
     parser.add_argument("--worst", type=int, metavar="N",
                         help="also write the N images with the most mistakes: worst-<data>.png and .txt beside the JSON")
     args = parser.parse_args(argv)
-    if args.threshold is not None and not 0 < args.threshold < 1:
-        parser.error(f"--threshold {args.threshold}: a score threshold lies between 0 and 1 (exclusive)")
+    if args.threshold is not None:
+        try:
+            check_threshold(args.threshold, "--threshold")
+        except ValueError as err:
+            parser.error(str(err))
     if args.worst is not None and args.worst < 1:
         parser.error(f"--worst {args.worst}: show at least 1 image")
     tflite = args.model.endswith(".tflite")

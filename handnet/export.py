@@ -169,30 +169,24 @@ def embed_metadata(tflite: bytes, metadata: dict) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def read_conv_weights(path: str | os.PathLike) -> tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The float weights of an exported detector, to fine-tune it (train.py --init X.tflite):
-    (its preset, {Keras layer name: (kernel (kh, kw, in, out), bias (out,)) float32}) for every
-    convolution, dequantized with the file's own scales. The converter folded each batch-norm
-    into the convolution before it, so each bias is the folded one (handnet.model.load_init_weights
-    unfolds them). ValueError for a file that is not a handnet detector."""
+def read_tflite_graph(path: str | os.PathLike) -> tuple:
+    """(graph, codes, stored, values) of a .tflite's first subgraph: codes[i] is the builtin
+    operator code of operator i; stored(index) the tensor that holds an input's values (fp16
+    files keep float16 weights behind a DEQUANTIZE); values(index) a stored constant tensor as
+    float32, dequantized with the file's own scales. ValueError for a truncated file or a tensor
+    that is not a readable constant."""
     from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415
     from ai_edge_litert.tools import flatbuffer_utils  # noqa: PLC0415
 
-    from handnet.runtime import ModelInfo, read_model_info  # noqa: PLC0415
-
-    info = read_model_info(path)
-    if not isinstance(info, ModelInfo):
-        raise ValueError(f"{path}: a gesture classifier, not a hand detector")
     try:
         model = flatbuffer_utils.read_model(str(path))
-    except struct.error:  # the metadata came before the cut
+    except struct.error:  # an offset past the end of the data
         raise ValueError(f"{path}: truncated or damaged TFLite file") from None
     graph = model.subgraphs[0]
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     producer = {out: op for op in graph.operators for out in op.outputs}
 
     def stored(index: int) -> int:
-        """The tensor holding an input's values: fp16 files keep float16 weights behind a DEQUANTIZE."""
         op = producer.get(index)
         if op is not None and codes[op.opcodeIndex] == schema.BuiltinOperator.DEQUANTIZE:
             return stored(op.inputs[0])
@@ -214,6 +208,23 @@ def read_conv_weights(path: str | os.PathLike) -> tuple[str, dict[str, tuple[np.
             array = (array - np.reshape(quant.zeroPoint, shape)) * np.reshape(quant.scale, shape)
         return array
 
+    return graph, codes, stored, values
+
+
+def read_conv_weights(path: str | os.PathLike) -> tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The float weights of an exported detector, to fine-tune it (train.py --init X.tflite):
+    (its preset, {Keras layer name: (kernel (kh, kw, in, out), bias (out,)) float32}) for every
+    convolution, dequantized with the file's own scales. The converter folded each batch-norm
+    into the convolution before it, so each bias is the folded one (handnet.model.load_init_weights
+    unfolds them). ValueError for a file that is not a handnet detector."""
+    from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415
+
+    from handnet.runtime import ModelInfo, read_model_info  # noqa: PLC0415
+
+    info = read_model_info(path)
+    if not isinstance(info, ModelInfo):
+        raise ValueError(f"{path}: a gesture classifier, not a hand detector")
+    graph, codes, stored, values = read_tflite_graph(path)
     weights = {}
     for op in graph.operators:
         if codes[op.opcodeIndex] != schema.BuiltinOperator.CONV_2D:

@@ -128,14 +128,21 @@ def hand_record(hand, tracked: bool) -> dict:
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")  # containers OpenCV's writers know by name
 
 
+def check_video_name(path: str | os.PathLike) -> Path:
+    """path as a Path; ValueError unless its suffix names a container OpenCV writes (infer.py
+    checks --save with it before anything is opened)."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--save {path}: name a video file ({', '.join(VIDEO_SUFFIXES)})")
+    return path
+
+
 class VideoOut:
     """An .mp4 (or .avi, .mkv, .mov, .m4v) of the annotated frames. Written under a temporary
     name and renamed when closed, so the named file is always a finished video."""
 
     def __init__(self, path: str | os.PathLike, fps: float):
-        self.path = Path(path)
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"--save {path}: name a video file ({', '.join(VIDEO_SUFFIXES)})")
+        self.path = check_video_name(path)
         self.partial = partial_file(self.path)
         self.fps = fps
         self.writer = None

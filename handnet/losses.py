@@ -157,11 +157,10 @@ def with_distillation(loss, config: Config):
     less the teacher's own entropy (0 where they agree), summed over cells and divided by the
     teacher's summed hand map (floor 1), as the focal loss divides by the hands; and on the
     openness map the same, weighted by the teacher's hand map (openness means something at hands)."""
-    student = 1 + sum(outputs for _, _, outputs in config.training_heads)
-    heads = [name for name, _, _ in config.training_heads]
-    hand_at, open_at = 1 + heads.index("every_hand"), 1 + heads.index("every_hand") + 1
-    if heads[heads.index("every_hand") + 1 : heads.index("every_hand") + 2] != ["openness"]:
-        raise ValueError("distillation needs the openness head right after the every-hand head")
+    channel, at = 1, {}  # y_pred's channel of each training head (the heatmap is channel 0)
+    for name, _, outputs in config.training_heads:
+        at[name], channel = channel, channel + outputs
+    student, hand_at, open_at = channel, at["every_hand"], at["openness"]
 
     def soft_bce(target, pred):
         pred = ops.clip(pred, EPS, 1 - EPS)

@@ -103,23 +103,12 @@ def read_palm_weights(path: str | os.PathLike) -> list[list[np.ndarray]]:
     features, in graph order, as Keras weight lists (kernel, bias) or (alpha,). The SSD box and
     score convolutions that read the 1/8 and 1/16 features are left out."""
     from ai_edge_litert import schema_py_generated as schema  # noqa: PLC0415
-    from ai_edge_litert.tools import flatbuffer_utils  # noqa: PLC0415
 
-    from handnet.export import TENSOR_DTYPES  # noqa: PLC0415
+    from handnet.export import read_tflite_graph  # noqa: PLC0415
 
-    model = flatbuffer_utils.read_model(str(path))
-    graph = model.subgraphs[0]
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    graph, codes, stored, values = read_tflite_graph(path)
     op = schema.BuiltinOperator
-    producer = {out: o for o in graph.operators for out in o.outputs}
-
-    def values(index: int) -> np.ndarray:
-        source = producer.get(index)
-        if source is not None and codes[source.opcodeIndex] == op.DEQUANTIZE:  # float16 weights
-            index = source.inputs[0]
-        tensor = graph.tensors[index]
-        data = model.buffers[tensor.buffer].data
-        return np.frombuffer(bytes(data), TENSOR_DTYPES[tensor.type]).reshape(tensor.shape).astype(np.float32)
+    constant = lambda index: values(stored(index))  # noqa: E731
 
     weights = []
     for operator in graph.operators:
@@ -127,14 +116,12 @@ def read_palm_weights(path: str | os.PathLike) -> list[list[np.ndarray]]:
         out_channels = graph.tensors[operator.outputs[0]].shape[-1]
         if code == op.CONV_2D and out_channels in (2, 6, 36, 108):  # SSD scores and boxes: not ours
             continue
-        if code == op.CONV_2D:
-            kernel = values(operator.inputs[1]).transpose(1, 2, 3, 0)  # (O, kh, kw, I) -> (kh, kw, I, O)
-            weights.append([kernel, values(operator.inputs[2])])
-        elif code == op.DEPTHWISE_CONV_2D:
-            kernel = values(operator.inputs[1]).transpose(1, 2, 3, 0)  # (1, kh, kw, C) -> (kh, kw, C, 1)
-            weights.append([kernel, values(operator.inputs[2])])
+        if code in (op.CONV_2D, op.DEPTHWISE_CONV_2D):
+            # (O, kh, kw, I) -> Keras' (kh, kw, I, O); depthwise (1, kh, kw, C) -> (kh, kw, C, 1)
+            kernel = constant(operator.inputs[1]).transpose(1, 2, 3, 0)
+            weights.append([kernel, constant(operator.inputs[2])])
         elif code == op.PRELU:
-            weights.append([values(operator.inputs[1]).reshape(1, 1, -1)])
+            weights.append([constant(operator.inputs[1]).reshape(1, 1, -1)])
     return weights
 
 
